@@ -1,0 +1,98 @@
+#pragma once
+// moss-codec public API: load a MOSS Audio Tokenizer checkpoint once, then
+// encode audio to codes and decode codes to audio from any number of threads.
+//
+//   auto codec = moss::Codec::load("path/to/checkpoint");
+//   moss::EncodeResult enc = codec->encode(audio);        // audio (B, C, T)
+//   moss::DecodeResult dec = codec->decode(enc.codes);    // codes (nq, B, T')
+//
+// A Codec is immutable after load; every call keeps its state on its own stack,
+// so one loaded model serves many threads.
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "moss_codec/config.h"
+#include "moss_codec/error.h"
+#include "moss_codec/tensor.h"
+
+namespace moss {
+
+struct LoadOptions {
+  // Threads used by matrix products and attention (0: library default).
+  int threads = 0;
+};
+
+struct EncodeOptions {
+  // Valid samples per row (per channel); or a (B, T) 0/1 padding mask whose row
+  // sums are the lengths. Neither: every row is fully valid.
+  std::optional<std::vector<int64_t>> lengths;
+  std::optional<BasicTensor<int64_t>> padding_mask;
+  // 1..configured codebooks; default all.
+  std::optional<int> num_quantizers;
+  // Chunked (streaming) encode of `chunk_duration` seconds per chunk; batch 1.
+  std::optional<double> chunk_duration;
+  // Also return the output of every encoder module (costs memory).
+  bool return_module_outputs = false;
+};
+
+struct EncodeResult {
+  CodeTensor codes;                   // (nq, B, T'), T' = ceil(T / downsample_rate)
+  std::vector<int64_t> code_lengths;  // (B): floor(length / downsample_rate)
+  Tensor hidden_states;               // (B, D, T'): encoder output before the quantizer
+  std::vector<Tensor> module_outputs; // (B, D_m, L_m) per encoder module, if requested
+};
+
+struct DecodeOptions {
+  // Valid frames per row, or a (B, T) 0/1 padding mask. Neither: all frames valid.
+  std::optional<std::vector<int64_t>> lengths;
+  std::optional<BasicTensor<int64_t>> padding_mask;
+  // Decode with the first num_quantizers codebooks (prefix decode).
+  std::optional<int> num_quantizers;
+  // Chunked decode of `chunk_duration` seconds per chunk; batch 1.
+  std::optional<double> chunk_duration;
+};
+
+struct DecodeResult {
+  Tensor audio;                        // (B, C, N), N = T * downsample_rate
+  std::vector<int64_t> audio_lengths;  // (B): code length * downsample_rate
+};
+
+class Codec {
+ public:
+  // Loads `dir` (config.json + safetensors: single file, sharded index, or every
+  // *.safetensors in the folder). Throws moss::Error naming what is wrong.
+  static std::shared_ptr<const Codec> load(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+  ~Codec();
+  Codec(const Codec&) = delete;
+  Codec& operator=(const Codec&) = delete;
+
+  const CodecConfig& config() const;
+
+  // audio: (B, C, T), or (B, T) / (T) for single-channel checkpoints.
+  EncodeResult encode(const Tensor& audio, const EncodeOptions& options = {}) const;
+  // codes: (nq, B, T) or (nq, T).
+  DecodeResult decode(const CodeTensor& codes, const DecodeOptions& options = {}) const;
+
+  // Each waveform is (T_i) or (C, T_i); they are right-padded into one batch.
+  EncodeResult batch_encode(const std::vector<Tensor>& waveforms, std::optional<int> num_quantizers = {}) const;
+  // Each entry is (nq_i, T_i). Without num_quantizers all nq_i must be equal;
+  // with it, every nq_i must be at least num_quantizers.
+  DecodeResult batch_decode(const std::vector<CodeTensor>& codes, std::optional<int> num_quantizers = {}) const;
+
+  // Encoder modules' frame-rate multiple of the code rate (for module outputs).
+  std::vector<int64_t> encoder_module_upsampling() const;
+
+  struct Impl;
+
+ private:
+  explicit Codec(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Sets the number of threads used by all codecs (0: hardware default).
+void set_num_threads(int threads);
+
+}  // namespace moss

@@ -1,0 +1,65 @@
+#pragma once
+// A validating, memory-mapped safetensors reader. The header is checked before
+// any tensor is exposed: its length against the file, every dtype, shape and byte
+// count against each other, and every data range against the file and the others.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moss {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
+
+const char* to_string(DType);
+size_t dtype_size(DType);
+
+// Read-only view of one tensor inside a mapped file.
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+  std::string file;  // for error messages
+
+  int64_t numel() const;
+  // Converted copies; throw moss::Error on an incompatible dtype.
+  std::vector<float> to_float() const;
+  std::vector<int64_t> to_int64() const;
+};
+
+class MappedFile;
+
+class SafetensorsFile {
+ public:
+  // Upper bound on the JSON header; the format's own reference reader uses 100 MB.
+  static constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+  static SafetensorsFile open(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return path_; }
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const TensorView* find(const std::string& name) const;
+  const TensorView& at(const std::string& name) const;  // throws naming the file
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  std::filesystem::path path_;
+  std::shared_ptr<MappedFile> mapping_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes tensors (F32 or I64 payloads as raw little-endian bytes) to `path`.
+struct TensorToWrite {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors);
+
+}  // namespace moss

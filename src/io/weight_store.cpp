@@ -1,0 +1,188 @@
+#include "io/weight_store.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "moss_codec/error.h"
+#include "moss_codec/tensor.h"
+
+namespace moss {
+
+namespace fs = std::filesystem;
+
+FloatWeight FloatWeight::borrowed(const float* p, std::vector<int64_t> shape) {
+  FloatWeight w;
+  w.ptr_ = p;
+  w.shape_ = std::move(shape);
+  return w;
+}
+
+FloatWeight FloatWeight::owned(std::vector<float> values, std::vector<int64_t> shape) {
+  FloatWeight w;
+  w.owned_ = std::move(values);
+  w.ptr_ = w.owned_.data();
+  w.shape_ = std::move(shape);
+  return w;
+}
+
+int64_t FloatWeight::numel() const { return BasicTensor<float>::count(shape_); }
+
+namespace {
+
+const char* const kWeightNormPairs[][2] = {
+    {".parametrizations.weight.original0", ".parametrizations.weight.original1"},
+    {".weight_g", ".weight_v"},
+};
+
+std::vector<fs::path> shard_files_from_index(const fs::path& index_path, const fs::path& dir) {
+  std::ifstream in(index_path);
+  if (!in) throw Error(index_path.string() + ": cannot open");
+  nlohmann::json idx;
+  try {
+    idx = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(index_path.string() + ": not valid JSON: " + e.what());
+  }
+  if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
+    throw Error(index_path.string() + ": missing 'weight_map' object");
+  std::vector<fs::path> files;
+  for (auto& [name, file] : idx["weight_map"].items()) {
+    if (!file.is_string()) throw Error(index_path.string() + ": weight_map entry for '" + name + "' is not a file name");
+    fs::path f = file.get<std::string>();
+    if (f.empty() || f.is_absolute() || f.has_parent_path())
+      throw Error(index_path.string() + ": weight_map entry for '" + name + "' names '" + f.string() +
+                  "', which is not a file in the checkpoint folder");
+    if (!fs::exists(dir / f))
+      throw Error(index_path.string() + ": shard '" + f.string() + "' (holding '" + name + "') does not exist in " + dir.string());
+    if (std::find(files.begin(), files.end(), dir / f) == files.end()) files.push_back(dir / f);
+  }
+  if (files.empty()) throw Error(index_path.string() + ": weight_map is empty");
+  return files;
+}
+
+}  // namespace
+
+std::shared_ptr<WeightStore> WeightStore::open(const fs::path& dir) {
+  auto store = std::make_shared<WeightStore>();
+  store->dir_ = dir;
+  std::vector<fs::path> paths;
+  std::error_code ec;
+  if (fs::is_regular_file(dir / "model.safetensors", ec)) {
+    paths.push_back(dir / "model.safetensors");
+  } else if (fs::is_regular_file(dir / "model.safetensors.index.json", ec)) {
+    paths = shard_files_from_index(dir / "model.safetensors.index.json", dir);
+  } else {
+    for (auto& e : fs::directory_iterator(dir, ec))
+      if (e.path().extension() == ".safetensors") paths.push_back(e.path());
+    std::sort(paths.begin(), paths.end());
+  }
+  if (paths.empty())
+    throw Error(dir.string() + ": no weights found (looked for model.safetensors, model.safetensors.index.json and *.safetensors)");
+  for (auto& p : paths) store->files_.push_back(SafetensorsFile::open(p));
+  for (auto& f : store->files_)
+    for (auto& [name, view] : f.tensors()) {
+      auto [it, inserted] = store->index_.emplace(name, &view);
+      if (!inserted)
+        throw Error(dir.string() + ": tensor '" + name + "' appears in both " + it->second->file + " and " + view.file);
+    }
+  // A weight-norm half without its partner is an error wherever the halves sit.
+  for (auto& [name, view] : store->index_)
+    for (auto& pair : kWeightNormPairs)
+      for (int side = 0; side < 2; ++side) {
+        std::string suffix = pair[side];
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          std::string partner = name.substr(0, name.size() - suffix.size()) + pair[1 - side];
+          if (!store->index_.count(partner))
+            throw Error(view->file + ": weight-norm tensor '" + name + "' has no partner '" + partner + "' in any shard");
+        }
+      }
+  return store;
+}
+
+const TensorView& WeightStore::view(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw Error(dir_.string() + ": missing tensor '" + name + "'");
+  return *it->second;
+}
+
+static void check_shape(const TensorView& v, const std::vector<int64_t>& shape) {
+  if (v.shape != shape)
+    throw Error(v.file + ": tensor '" + v.name + "' has shape " + shape_to_string(v.shape) + ", expected " + shape_to_string(shape));
+}
+
+FloatWeight WeightStore::take(const std::string& name, const std::vector<int64_t>& shape) {
+  const TensorView& v = view(name);
+  check_shape(v, shape);
+  taken_.insert(name);
+  if (v.dtype == DType::F32 && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0)
+    return FloatWeight::borrowed(reinterpret_cast<const float*>(v.data), shape);
+  return FloatWeight::owned(v.to_float(), shape);
+}
+
+bool WeightStore::has_weight(const std::string& prefix) const {
+  if (has(prefix + ".weight")) return true;
+  for (auto& pair : kWeightNormPairs)
+    if (has(prefix + pair[0])) return true;
+  return false;
+}
+
+FloatWeight WeightStore::take_weight_norm(const std::string& prefix, const std::vector<int64_t>& shape) {
+  if (has(prefix + ".weight")) return take(prefix + ".weight", shape);
+  for (auto& pair : kWeightNormPairs) {
+    std::string gname = prefix + pair[0], vname = prefix + pair[1];
+    if (!has(gname)) continue;
+    const TensorView& g = view(gname);
+    const TensorView& v = view(vname);
+    check_shape(v, shape);
+    std::vector<int64_t> gshape(shape.size(), 1);
+    gshape[0] = shape[0];
+    check_shape(g, gshape);
+    taken_.insert(gname);
+    taken_.insert(vname);
+    // Upcast first, then merge in float32 (SPEC section 1); the norm is over all
+    // axes but the first, accumulated in double.
+    std::vector<float> gv = g.to_float(), w = v.to_float();
+    const int64_t rows = shape[0], cols = int64_t(w.size()) / std::max<int64_t>(rows, 1);
+    for (int64_t r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int64_t c = 0; c < cols; ++c) ss += double(w[r * cols + c]) * w[r * cols + c];
+      float scale = float(gv[r] / std::sqrt(ss));
+      for (int64_t c = 0; c < cols; ++c) w[r * cols + c] *= scale;
+    }
+    return FloatWeight::owned(std::move(w), shape);
+  }
+  throw Error(dir_.string() + ": missing tensor '" + prefix + ".weight' (also looked for weight-norm halves " + prefix +
+              ".parametrizations.weight.original0/1 and " + prefix + ".weight_g/_v)");
+}
+
+std::vector<std::string> WeightStore::untaken() const {
+  std::vector<std::string> out;
+  for (auto& [name, v] : index_)
+    if (!taken_.count(name)) out.push_back(name);
+  return out;
+}
+
+std::vector<std::string> WeightStore::files() const {
+  std::vector<std::string> out;
+  for (auto& f : files_) out.push_back(f.path().string());
+  return out;
+}
+
+int64_t WeightStore::total_bytes() const {
+  int64_t n = 0;
+  for (auto& [name, v] : index_) n += int64_t(v->nbytes);
+  return n;
+}
+
+std::string WeightStore::dtype_summary() const {
+  std::set<std::string> kinds;
+  for (auto& [name, v] : index_) kinds.insert(to_string(v->dtype));
+  std::string s;
+  for (auto& k : kinds) s += (s.empty() ? "" : "+") + k;
+  return s;
+}
+
+}  // namespace moss

@@ -1,0 +1,75 @@
+#pragma once
+// All tensors of one checkpoint, across its safetensors files, with strict
+// accounting: the model takes what it expects (checking shapes), and whatever
+// is left untaken at the end is reported as unexpected.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "moss_codec/safetensors.h"
+
+namespace moss {
+
+// Float32 weights: a pointer into the mapping when the file holds aligned F32,
+// otherwise an owned, converted copy. Move-only so the pointer stays valid.
+class FloatWeight {
+ public:
+  FloatWeight() = default;
+  FloatWeight(FloatWeight&&) = default;
+  FloatWeight& operator=(FloatWeight&&) = default;
+  FloatWeight(const FloatWeight&) = delete;
+  FloatWeight& operator=(const FloatWeight&) = delete;
+
+  static FloatWeight borrowed(const float* p, std::vector<int64_t> shape);
+  static FloatWeight owned(std::vector<float> values, std::vector<int64_t> shape);
+
+  const float* data() const { return ptr_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t numel() const;
+  bool empty() const { return ptr_ == nullptr; }
+  bool is_borrowed() const { return ptr_ != nullptr && owned_.empty(); }
+
+ private:
+  const float* ptr_ = nullptr;
+  std::vector<float> owned_;
+  std::vector<int64_t> shape_;
+};
+
+class WeightStore {
+ public:
+  // `dir` holds model.safetensors, or model.safetensors.index.json + shards,
+  // or any number of *.safetensors files.
+  static std::shared_ptr<WeightStore> open(const std::filesystem::path& dir);
+
+  bool has(const std::string& name) const { return index_.count(name) != 0; }
+  const TensorView& view(const std::string& name) const;
+
+  // Takes a float tensor of exactly `shape` (shape-compatible singleton axes are
+  // not squeezed: the shape must match). Marks it used.
+  FloatWeight take(const std::string& name, const std::vector<int64_t>& shape);
+  // Takes `prefix`.weight, merging weight-norm halves (original0/original1 or
+  // weight_g/weight_v) into W = g * v / ||v|| when that is how it is stored.
+  // `shape` is the merged weight's shape (out, in, 1).
+  FloatWeight take_weight_norm(const std::string& prefix, const std::vector<int64_t>& shape);
+  // True when `prefix`.weight exists in any of its stored forms.
+  bool has_weight(const std::string& prefix) const;
+
+  // Names not taken by the model, sorted.
+  std::vector<std::string> untaken() const;
+  const std::filesystem::path& dir() const { return dir_; }
+  std::vector<std::string> files() const;
+  int64_t total_bytes() const;
+  // Dtype of the first float tensor (for reports).
+  std::string dtype_summary() const;
+
+ private:
+  std::filesystem::path dir_;
+  std::vector<SafetensorsFile> files_;
+  std::map<std::string, const TensorView*> index_;
+  std::set<std::string> taken_;
+};
+
+}  // namespace moss

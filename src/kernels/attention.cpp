@@ -1,0 +1,63 @@
+#include "kernels/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/gemm.h"
+
+namespace moss {
+
+void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const float* k, const float* v,
+                        int64_t ldkv, float* out, int64_t ldo) {
+  const int64_t nq = s.n_queries, nk = s.n_keys, offset = nk - nq;  // key row of query i is offset + i
+  const int64_t kBlock = 32;
+  const int64_t blocks = (nq + kBlock - 1) / kBlock;
+  const float scale = 1.0f / std::sqrt(float(s.head_dim));
+  const int64_t tasks = blocks * s.heads;
+#pragma omp parallel
+  {
+    std::vector<float> scores;
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int h = int(task % s.heads);
+      const int64_t i0 = (task / s.heads) * kBlock, i1 = std::min(nq, i0 + kBlock), bq = i1 - i0;
+      // Keys this block of queries can see.
+      int64_t lo = 0, hi = nk;
+      if (s.causal) {
+        lo = std::max<int64_t>(0, offset + i0 - s.context + 1);
+        hi = offset + i1;
+      }
+      const int64_t span = hi - lo;
+      scores.resize(size_t(bq * span));
+      const float* qh = q + i0 * ldq + int64_t(h) * s.head_dim;
+      const float* kh = k + lo * ldkv + int64_t(h) * s.head_dim;
+      const float* vh = v + lo * ldkv + int64_t(h) * s.head_dim;
+      sgemm(true, bq, span, s.head_dim, scale, qh, ldq, kh, ldkv, 0.0f, scores.data(), span);
+      for (int64_t r = 0; r < bq; ++r) {
+        float* row = scores.data() + r * span;
+        int64_t jlo = 0, jhi = span;  // visible range within the span
+        if (s.causal) {
+          const int64_t p = offset + i0 + r;
+          jlo = std::max<int64_t>(0, p - s.context + 1) - lo;
+          jhi = p + 1 - lo;
+        }
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = jlo; j < jhi; ++j) mx = std::max(mx, row[j]);
+        float sum = 0.0f;
+        for (int64_t j = 0; j < span; ++j) {
+          float e = (j >= jlo && j < jhi) ? std::exp(row[j] - mx) : 0.0f;
+          row[j] = e;
+          sum += e;
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t j = jlo; j < jhi; ++j) row[j] *= inv;
+      }
+      sgemm(false, bq, s.head_dim, span, 1.0f, scores.data(), span, vh, ldkv, 0.0f,
+            out + i0 * ldo + int64_t(h) * s.head_dim, ldo);
+    }
+  }
+}
+
+}  // namespace moss

@@ -1,0 +1,386 @@
+// moss::Codec: argument checking, batching and the offline encode/decode paths.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <omp.h>
+#include <sstream>
+
+#include "model/codec_impl.h"
+#include "model/patch.h"
+
+namespace moss {
+
+namespace fs = std::filesystem;
+
+std::string shape_to_string(const std::vector<int64_t>& shape) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  if (shape.size() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+void set_num_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+Codec::Codec(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Codec::~Codec() = default;
+
+const CodecConfig& Codec::config() const { return impl_->config; }
+
+namespace {
+
+std::vector<ChainModule> build_chain(const std::vector<ModuleConfig>& modules, WeightStore& store, const std::string& name) {
+  std::vector<ChainModule> chain;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    ChainModule m;
+    m.kind = modules[i].kind;
+    m.patch_size = modules[i].patch_size;
+    if (m.kind == ModuleConfig::Kind::Transformer)
+      m.transformer = std::make_unique<ProjectedTransformer>(modules[i].transformer, store,
+                                                             name + "." + std::to_string(i) + ".");
+    chain.push_back(std::move(m));
+  }
+  return chain;
+}
+
+}  // namespace
+
+std::shared_ptr<const Codec> Codec::load(const fs::path& dir, const LoadOptions& options) {
+  set_num_threads(options.threads);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": not a checkpoint folder (expected config.json and *.safetensors)");
+  auto impl = std::make_unique<Impl>();
+  impl->config = CodecConfig::load(dir / "config.json");
+  impl->weights = WeightStore::open(dir);
+  WeightStore& store = *impl->weights;
+  impl->encoder = build_chain(impl->config.encoder, store, "encoder");
+  impl->quantizer = std::make_unique<ResidualQuantizer>(impl->config.quantizer, store);
+  impl->decoder = build_chain(impl->config.decoder, store, "decoder");
+  std::vector<std::string> extra = store.untaken();
+  if (!extra.empty()) {
+    std::string list;
+    for (size_t i = 0; i < extra.size() && i < 20; ++i) list += (i ? ", " : "") + extra[i];
+    if (extra.size() > 20) list += ", ... (" + std::to_string(extra.size()) + " in all)";
+    throw Error(dir.string() + ": unexpected tensors not used by this config: " + list);
+  }
+  return std::shared_ptr<const Codec>(new Codec(std::move(impl)));
+}
+
+std::vector<int64_t> Codec::encoder_module_upsampling() const {
+  // Module m's output rate over the code rate = product of later patch sizes.
+  const auto& enc = impl_->config.encoder;
+  std::vector<int64_t> out(enc.size(), 1);
+  int64_t p = 1;
+  for (size_t i = enc.size(); i-- > 0;) {
+    out[i] = p;
+    if (enc[i].kind == ModuleConfig::Kind::Patch) p *= enc[i].patch_size;
+  }
+  return out;
+}
+
+void Codec::Impl::run_encoder(const float* x, int64_t len, int64_t dim, RowScratch& s,
+                              std::vector<std::vector<float>>* module_outputs) const {
+  s.a.assign(x, x + len * dim);
+  for (const ChainModule& m : encoder) {
+    if (m.kind == ModuleConfig::Kind::Patch) {
+      s.b.resize(size_t(len * dim));
+      patch_time_major(s.a.data(), len, dim, m.patch_size, s.b.data());
+      len /= m.patch_size;
+      dim *= m.patch_size;
+    } else {
+      s.b.resize(size_t(len * m.transformer->output_dim()));
+      m.transformer->forward(s.a.data(), len, s.b.data(), nullptr, s.tf);
+      dim = m.transformer->output_dim();
+    }
+    std::swap(s.a, s.b);
+    if (module_outputs) module_outputs->emplace_back(s.a.begin(), s.a.begin() + len * dim);
+  }
+}
+
+void Codec::Impl::run_decoder(int64_t len, RowScratch& s) const {
+  int64_t dim = config.quantizer.output_dim;
+  for (const ChainModule& m : decoder) {
+    if (m.kind == ModuleConfig::Kind::Patch) {
+      s.b.resize(size_t(len * dim));
+      unpatch_time_major(s.a.data(), len, dim / m.patch_size, m.patch_size, s.b.data());
+      len *= m.patch_size;
+      dim /= m.patch_size;
+    } else {
+      s.b.resize(size_t(len * m.transformer->output_dim()));
+      m.transformer->forward(s.a.data(), len, s.b.data(), nullptr, s.tf);
+      dim = m.transformer->output_dim();
+    }
+    std::swap(s.a, s.b);
+  }
+}
+
+namespace {
+
+std::vector<int64_t> resolve_lengths(const std::optional<std::vector<int64_t>>& lengths,
+                                     const std::optional<BasicTensor<int64_t>>& mask, int64_t B, int64_t T,
+                                     const char* unit) {
+  if (lengths && mask) throw Error("pass either lengths or padding_mask, not both");
+  std::vector<int64_t> out(size_t(B), T);
+  if (mask) {
+    if (mask->shape != std::vector<int64_t>{B, T})
+      throw Error("padding_mask has shape " + shape_to_string(mask->shape) + ", expected (batch, " + unit + ") = " +
+                  shape_to_string({B, T}));
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t sum = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        int64_t v = mask->data[size_t(b * T + t)];
+        if (v != 0 && v != 1)
+          throw Error("padding_mask[" + std::to_string(b) + ", " + std::to_string(t) + "] is " + std::to_string(v) +
+                      "; a padding mask holds only 0 and 1");
+        sum += v;
+      }
+      out[size_t(b)] = sum;
+    }
+  }
+  if (lengths) {
+    if (int64_t(lengths->size()) != B)
+      throw Error("lengths has " + std::to_string(lengths->size()) + " entries for a batch of " + std::to_string(B));
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t v = (*lengths)[size_t(b)];
+      if (v < 0 || v > T)
+        throw Error("lengths[" + std::to_string(b) + "] = " + std::to_string(v) + " is outside 0.." + std::to_string(T) +
+                    " (" + unit + " in the tensor)");
+    }
+    out = *lengths;
+  }
+  return out;
+}
+
+int resolve_num_quantizers(std::optional<int> nq, int available, int configured) {
+  if (!nq) return available;
+  if (*nq < 1 || *nq > configured)
+    throw Error("num_quantizers = " + std::to_string(*nq) + " is outside 1.." + std::to_string(configured));
+  if (*nq > available)
+    throw Error("num_quantizers = " + std::to_string(*nq) + " exceeds the " + std::to_string(available) +
+                " codebooks present in the codes");
+  return *nq;
+}
+
+// SPEC section 8: chunked paths take a positive duration no longer than the
+// context, whose sample count is a whole number of frames, and batch size 1.
+void check_chunk_duration(const CodecConfig& c, double chunk, int64_t batch) {
+  if (!(chunk > 0) || !std::isfinite(chunk)) throw Error("chunk_duration must be > 0, got " + std::to_string(chunk));
+  if (chunk > c.context_duration)
+    throw Error("chunk_duration (" + std::to_string(chunk) + " s) must be <= causal_transformer_context_duration (" +
+                std::to_string(c.context_duration) + " s)");
+  const int64_t samples = std::llround(chunk * c.sampling_rate);
+  if (samples <= 0) throw Error("chunk_duration " + std::to_string(chunk) + " s is too small: it rounds to 0 samples");
+  if (samples % c.downsample_rate != 0)
+    throw Error("chunk_duration x sampling_rate = " + std::to_string(samples) +
+                " samples must be divisible by downsample_rate " + std::to_string(c.downsample_rate));
+  if (batch != 1) throw Error("chunked encode/decode takes batch size 1, got " + std::to_string(batch));
+}
+
+}  // namespace
+
+EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const {
+  const CodecConfig& c = impl_->config;
+  const int64_t C = c.channels();
+  // Accept (B, C, T); single-channel checkpoints also take (B, T) and (T).
+  int64_t B, Cin, T;
+  if (audio.rank() == 3) {
+    B = audio.dim(0), Cin = audio.dim(1), T = audio.dim(2);
+  } else if (audio.rank() == 2 && C == 1) {
+    B = audio.dim(0), Cin = 1, T = audio.dim(1);
+  } else if (audio.rank() == 1 && C == 1) {
+    B = 1, Cin = 1, T = audio.dim(0);
+  } else {
+    throw Error("audio has shape " + shape_to_string(audio.shape) + "; expected (batch, " + std::to_string(C) +
+                ", samples)" + (C == 1 ? ", (batch, samples) or (samples)" : ""));
+  }
+  if (int64_t(audio.data.size()) != B * Cin * T)
+    throw Error("audio holds " + std::to_string(audio.data.size()) + " values but its shape " +
+                shape_to_string(audio.shape) + " needs " + std::to_string(B * Cin * T));
+  if (B < 1) throw Error("audio batch is empty");
+  if (Cin != C)
+    throw Error("audio has " + std::to_string(Cin) + " channels; this checkpoint takes " + std::to_string(C));
+  const int nq = resolve_num_quantizers(opt.num_quantizers, c.quantizer.num_quantizers, c.quantizer.num_quantizers);
+  std::vector<int64_t> lengths = resolve_lengths(opt.lengths, opt.padding_mask, B, T, "samples");
+  if (opt.chunk_duration) check_chunk_duration(c, *opt.chunk_duration, B);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t ch = 0; ch < C; ++ch) {
+      const float* row = audio.data.data() + (b * C + ch) * T;
+      for (int64_t n = 0; n < lengths[size_t(b)]; ++n)
+        if (!std::isfinite(row[n]))
+          throw Error("audio[" + std::to_string(b) + ", " + std::to_string(ch) + ", " + std::to_string(n) + "] is " +
+                      (std::isnan(row[n]) ? "NaN" : "infinite") + "; audio must be finite");
+    }
+
+  const int64_t ds = c.downsample_rate;
+  const int64_t Tc = (T + ds - 1) / ds;  // code columns, as the reference pads to whole frames
+  const int64_t Dz = c.quantizer.input_dim;
+  EncodeResult res;
+  res.codes = CodeTensor({int64_t(nq), B, Tc});
+  res.code_lengths.resize(size_t(B));
+  res.hidden_states = Tensor({B, Dz, Tc});
+  const std::vector<int64_t> ups = encoder_module_upsampling();
+  std::vector<int64_t> module_widths;
+  if (opt.return_module_outputs) {
+    int64_t width = c.interleaved() ? 1 : C;
+    for (size_t m = 0; m < c.encoder.size(); ++m) {
+      if (c.encoder[m].kind == ModuleConfig::Kind::Patch) width *= c.encoder[m].patch_size;
+      else width = c.encoder[m].transformer.output_dimension;
+      module_widths.push_back(width);
+      res.module_outputs.emplace_back(std::vector<int64_t>{B, width, Tc * ups[m]});
+    }
+  }
+
+  Impl::RowScratch s;
+  std::vector<float> x;
+  std::vector<int32_t> codes;
+  for (int64_t b = 0; b < B; ++b) {
+    // Whole frames only: the trailing partial frame is not counted (SPEC section 3).
+    const int64_t frames = lengths[size_t(b)] / ds;
+    res.code_lengths[size_t(b)] = frames;
+    if (frames == 0) continue;
+    const int64_t samples = frames * ds;
+    // Time-major input: interleaved L0 R0 L1 R1 ... (width 1), or C channels wide.
+    x.resize(size_t(samples * C));
+    for (int64_t n = 0; n < samples; ++n)
+      for (int64_t ch = 0; ch < C; ++ch) x[size_t(n * C + ch)] = audio.data[size_t((b * C + ch) * T + n)];
+    std::vector<std::vector<float>> mods;
+    impl_->run_encoder(x.data(), c.interleaved() ? samples * C : samples, c.interleaved() ? 1 : C, s,
+                       opt.return_module_outputs ? &mods : nullptr);
+    // Hidden states (B, D, T'), channel-first.
+    for (int64_t t = 0; t < frames; ++t)
+      for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t((b * Dz + d) * Tc + t)] = s.a[size_t(t * Dz + d)];
+    for (size_t m = 0; m < mods.size(); ++m) {
+      const int64_t W = module_widths[m], L = Tc * ups[m], n = frames * ups[m];
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t d = 0; d < W; ++d) res.module_outputs[m].data[size_t((b * W + d) * L + t)] = mods[m][size_t(t * W + d)];
+    }
+    codes.resize(size_t(nq * frames));
+    impl_->quantizer->encode(s.a.data(), frames, nq, codes.data(), frames, s.q);
+    for (int i = 0; i < nq; ++i)
+      std::memcpy(res.codes.data.data() + (i * B + b) * Tc, codes.data() + i * frames, sizeof(int32_t) * size_t(frames));
+  }
+  return res;
+}
+
+DecodeResult Codec::decode(const CodeTensor& codes, const DecodeOptions& opt) const {
+  const CodecConfig& c = impl_->config;
+  int64_t NQ, B, T;
+  if (codes.rank() == 3) {
+    NQ = codes.dim(0), B = codes.dim(1), T = codes.dim(2);
+  } else if (codes.rank() == 2) {
+    NQ = codes.dim(0), B = 1, T = codes.dim(1);
+  } else {
+    throw Error("codes have shape " + shape_to_string(codes.shape) + "; expected (num_quantizers, batch, frames) or (num_quantizers, frames)");
+  }
+  if (int64_t(codes.data.size()) != NQ * B * T)
+    throw Error("codes hold " + std::to_string(codes.data.size()) + " values but their shape " +
+                shape_to_string(codes.shape) + " needs " + std::to_string(NQ * B * T));
+  if (B < 1) throw Error("codes batch is empty");
+  const int Q = c.quantizer.num_quantizers;
+  if (NQ < 1 || NQ > Q)
+    throw Error("codes have " + std::to_string(NQ) + " codebooks; this checkpoint has 1.." + std::to_string(Q));
+  const int nq = resolve_num_quantizers(opt.num_quantizers, int(NQ), Q);
+  std::vector<int64_t> lengths = resolve_lengths(opt.lengths, opt.padding_mask, B, T, "frames");
+  if (opt.chunk_duration) check_chunk_duration(c, *opt.chunk_duration, B);
+  const int64_t K = c.quantizer.codebook_size;
+  for (int i = 0; i < nq; ++i)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < lengths[size_t(b)]; ++t) {
+        int32_t v = codes.data[size_t((i * B + b) * T + t)];
+        if (v < 0 || v >= K)
+          throw Error("code " + std::to_string(v) + " at [" + std::to_string(i) + ", " + std::to_string(b) + ", " +
+                      std::to_string(t) + "] is outside the codebook [0, " + std::to_string(K) + ")");
+      }
+
+  const int64_t C = c.channels(), ds = c.downsample_rate, N = T * ds;
+  DecodeResult res;
+  res.audio = Tensor({B, C, N});
+  res.audio_lengths.resize(size_t(B));
+  Impl::RowScratch s;
+  std::vector<int32_t> row_codes;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t frames = lengths[size_t(b)];
+    res.audio_lengths[size_t(b)] = frames * ds;
+    if (frames == 0) continue;
+    row_codes.resize(size_t(nq * frames));
+    for (int i = 0; i < nq; ++i)
+      std::memcpy(row_codes.data() + i * frames, codes.data.data() + (i * B + b) * T, sizeof(int32_t) * size_t(frames));
+    s.a.resize(size_t(frames * c.quantizer.output_dim));
+    impl_->quantizer->decode(row_codes.data(), frames, frames, nq, s.a.data(), s.q);
+    impl_->run_decoder(frames, s);
+    // Time-major samples (interleaved when stereo) -> (C, N) channel-first.
+    const int64_t samples = frames * ds;
+    for (int64_t n = 0; n < samples; ++n)
+      for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t((b * C + ch) * N + n)] = s.a[size_t(n * C + ch)];
+  }
+  return res;
+}
+
+EncodeResult Codec::batch_encode(const std::vector<Tensor>& wavs, std::optional<int> num_quantizers) const {
+  if (wavs.empty()) throw Error("batch_encode: the list of waveforms is empty");
+  const int64_t C = impl_->config.channels();
+  int64_t T = 0;
+  for (size_t i = 0; i < wavs.size(); ++i) {
+    const Tensor& w = wavs[i];
+    const bool ok = (w.rank() == 1 && C == 1) || (w.rank() == 2 && w.dim(0) == C);
+    if (!ok || int64_t(w.data.size()) != w.numel())
+      throw Error("batch_encode: waveform " + std::to_string(i) + " has shape " + shape_to_string(w.shape) +
+                  "; expected " + (C == 1 ? "(samples) or (1, samples)" : "(" + std::to_string(C) + ", samples)"));
+    T = std::max(T, w.shape.back());
+  }
+  const int64_t B = int64_t(wavs.size());
+  Tensor batch({B, C, T});
+  EncodeOptions opt;
+  opt.lengths = std::vector<int64_t>(size_t(B));
+  opt.num_quantizers = num_quantizers;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t L = wavs[size_t(b)].shape.back();
+    (*opt.lengths)[size_t(b)] = L;
+    for (int64_t ch = 0; ch < C; ++ch)
+      std::memcpy(batch.data.data() + (b * C + ch) * T, wavs[size_t(b)].data.data() + ch * L, sizeof(float) * size_t(L));
+  }
+  return encode(batch, opt);
+}
+
+DecodeResult Codec::batch_decode(const std::vector<CodeTensor>& list, std::optional<int> num_quantizers) const {
+  if (list.empty()) throw Error("batch_decode: the list of codes is empty");
+  int64_t T = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i].rank() != 2 || int64_t(list[i].data.size()) != list[i].numel())
+      throw Error("batch_decode: entry " + std::to_string(i) + " has shape " + shape_to_string(list[i].shape) +
+                  "; expected (num_quantizers, frames)");
+    T = std::max(T, list[i].dim(1));
+  }
+  int nq;
+  if (!num_quantizers) {
+    nq = int(list[0].dim(0));
+    for (size_t i = 1; i < list.size(); ++i)
+      if (list[i].dim(0) != nq)
+        throw Error("batch_decode: entries have different codebook counts (" + std::to_string(nq) + " and " +
+                    std::to_string(list[i].dim(0)) + " at entry " + std::to_string(i) +
+                    "); pass num_quantizers to decode a common prefix");
+  } else {
+    nq = *num_quantizers;
+    for (size_t i = 0; i < list.size(); ++i)
+      if (list[i].dim(0) < nq)
+        throw Error("batch_decode: num_quantizers = " + std::to_string(nq) + " but entry " + std::to_string(i) + " has only " +
+                    std::to_string(list[i].dim(0)) + " codebooks");
+  }
+  const int64_t B = int64_t(list.size());
+  CodeTensor codes({int64_t(nq), B, T});
+  DecodeOptions opt;
+  opt.lengths = std::vector<int64_t>(size_t(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const CodeTensor& e = list[size_t(b)];
+    const int64_t L = e.dim(1);
+    (*opt.lengths)[size_t(b)] = L;
+    for (int i = 0; i < nq; ++i)
+      std::memcpy(codes.data.data() + (i * B + b) * T, e.data.data() + i * L, sizeof(int32_t) * size_t(L));
+  }
+  return decode(codes, opt);
+}
+
+}  // namespace moss

@@ -1,0 +1,43 @@
+#pragma once
+// The loaded model behind moss::Codec: config, weights and the module chain.
+// Immutable after construction; all per-call state lives in the callers.
+#include <memory>
+#include <vector>
+
+#include "io/weight_store.h"
+#include "model/quantizer.h"
+#include "model/transformer.h"
+#include "moss_codec/codec.h"
+
+namespace moss {
+
+struct ChainModule {
+  ModuleConfig::Kind kind;
+  int patch_size = 1;
+  std::unique_ptr<ProjectedTransformer> transformer;
+};
+
+struct Codec::Impl {
+  CodecConfig config;
+  std::shared_ptr<WeightStore> weights;  // owns the mappings borrowed weights point into
+  std::vector<ChainModule> encoder, decoder;
+  std::unique_ptr<ResidualQuantizer> quantizer;
+
+  // Encodes one row: `frames` whole frames of interleaved/time-major samples.
+  // in: frames * downsample_rate samples per channel, channel-major (C x len).
+  struct RowScratch {
+    std::vector<float> a, b;
+    TransformerScratch tf;
+    QuantizerScratch q;
+  };
+  // Runs the encoder chain on x (len rows of width `dim`), returning the encoder
+  // output (frames x quantizer input_dim) in scratch.a; module outputs appended
+  // to `module_outputs` (time-major) when non-null.
+  void run_encoder(const float* x, int64_t len, int64_t dim, RowScratch& s,
+                   std::vector<std::vector<float>>* module_outputs) const;
+  // Runs the decoder chain on the quantizer output (frames x output_dim),
+  // leaving samples in scratch.a (time-major, width 1 when interleaved).
+  void run_decoder(int64_t frames, RowScratch& s) const;
+};
+
+}  // namespace moss

@@ -1,0 +1,29 @@
+#include "model/linear.h"
+
+#include "kernels/gemm.h"
+
+namespace moss {
+
+Linear::Linear(FloatWeight weight, FloatWeight bias) : w_(std::move(weight)), b_(std::move(bias)) {
+  out_ = w_.shape().at(0);
+  in_ = w_.shape().at(1);
+}
+
+void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) const {
+  if (!b_.empty() && !accumulate) {
+    // Start from the bias and accumulate the product onto it.
+    const float* b = b_.data();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < out_; ++o) y[r * out_ + o] = b[o];
+    linear_forward(x, rows, in_, w_.data(), out_, y, true);
+    return;
+  }
+  linear_forward(x, rows, in_, w_.data(), out_, y, accumulate);
+  if (!b_.empty()) {
+    const float* b = b_.data();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < out_; ++o) y[r * out_ + o] += b[o];
+  }
+}
+
+}  // namespace moss

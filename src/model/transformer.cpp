@@ -1,0 +1,190 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "moss_codec/error.h"
+
+namespace moss {
+
+namespace {
+
+// First name that exists among the naming schemes (v1 first, then v2).
+std::string first_present(const WeightStore& store, const std::vector<std::string>& names) {
+  for (auto& n : names)
+    if (store.has(n)) return n;
+  return names.front();  // reported as missing by take()
+}
+
+// A projection exists when its sizes differ (v1) or when its tensor is present (v2).
+Linear optional_projection(WeightStore& store, const std::string& name, int64_t in, int64_t out) {
+  if (in == out && !store.has(name)) return {};
+  return Linear(store.take(name, {out, in}));
+}
+
+void add_scaled(float* x, const float* u, const FloatWeight& scale, int64_t n, int64_t d) {
+  const float* s = scale.empty() ? nullptr : scale.data();
+#pragma omp parallel for schedule(static) if (n * d > 65536)
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t i = 0; i < d; ++i) x[r * d + i] += s ? s[i] * u[r * d + i] : u[r * d + i];
+}
+
+}  // namespace
+
+ProjectedTransformer::Norm ProjectedTransformer::load_norm(WeightStore& store, const std::string& name) const {
+  const int64_t d = cfg_.d_model;
+  Norm n;
+  if (cfg_.norm == NormKind::LayerNorm) {
+    n.weight = store.take(name + ".weight", {d});
+    n.bias = store.take(name + ".bias", {d});
+  } else {
+    n.alpha = store.take(name + ".alpha", {1, 1, d});
+  }
+  return n;
+}
+
+void ProjectedTransformer::apply_norm(const Norm& norm, const float* x, int64_t n, float* y) const {
+  switch (cfg_.norm) {
+    case NormKind::LayerNorm: layer_norm(x, n, cfg_.d_model, norm.weight.data(), norm.bias.data(), 1e-5f, y); break;
+    case NormKind::RmsNorm: rms_norm(x, n, cfg_.d_model, norm.alpha.data(), 1e-5f, y); break;
+    case NormKind::RmsNormF32: rms_norm(x, n, cfg_.d_model, norm.alpha.data(), 1e-8f, y); break;
+  }
+}
+
+ProjectedTransformer::ProjectedTransformer(const TransformerConfig& cfg, WeightStore& store, const std::string& prefix)
+    : cfg_(cfg) {
+  const int64_t d = cfg.d_model;
+  input_proj_ = optional_projection(store, prefix + "input_proj.weight", cfg.input_dimension, d);
+  output_proj_ = optional_projection(store, prefix + "output_proj.weight", d, cfg.output_dimension);
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    const std::string p = prefix + "transformer.layers." + std::to_string(l) + ".";
+    Layer layer;
+    layer.norm1 = load_norm(store, p + "norm1");
+    layer.norm2 = load_norm(store, p + "norm2");
+    layer.in_proj = Linear(store.take(
+        first_present(store, {p + "self_attn.in_projs.0.weight", p + "self_attn.in_proj.weight"}), {3 * d, d}));
+    layer.out_proj = Linear(store.take(
+        first_present(store, {p + "self_attn.out_projs.0.weight", p + "self_attn.out_proj.weight"}), {d, d}));
+    const int64_t hidden = cfg.ffn_hidden();
+    if (cfg.gating) {
+      layer.ffn_in = Linear(store.take(p + "gating.linear_in.weight", {2 * hidden, d}));
+      layer.ffn_out = Linear(store.take(p + "gating.linear_out.weight", {d, hidden}));
+    } else {
+      layer.ffn_in = Linear(store.take(first_present(store, {p + "linear1.weight", p + "ffn.0.weight"}), {hidden, d}));
+      layer.ffn_out = Linear(store.take(first_present(store, {p + "linear2.weight", p + "ffn.2.weight"}), {d, hidden}));
+    }
+    if (cfg.layer_scale) {
+      layer.scale1 = store.take(p + "layer_scale_1.scale", {d});
+      layer.scale2 = store.take(p + "layer_scale_2.scale", {d});
+    }
+    layers_.push_back(std::move(layer));
+  }
+}
+
+TransformerState ProjectedTransformer::new_state() const {
+  TransformerState s;
+  s.layers.resize(layers_.size());
+  return s;
+}
+
+void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, TransformerState* state,
+                                   TransformerScratch& ws) const {
+  if (n <= 0) return;
+  const int64_t D = cfg_.d_model, H = cfg_.num_heads, dh = cfg_.head_dim();
+  const int64_t hidden = cfg_.ffn_hidden();
+  if (state && !cfg_.causal) throw Error("streaming needs causal transformers; this module has causal=false");
+  ws.x.resize(size_t(n * D));
+  ws.h.resize(size_t(n * D));
+  ws.qkv.resize(size_t(n * 3 * D));
+  ws.attn.resize(size_t(n * D));
+  ws.ff.resize(size_t(n * (cfg_.gating ? 2 * hidden : hidden)));
+  if (cfg_.gating) ws.gated.resize(size_t(n * hidden));
+  float* x = ws.x.data();
+
+  if (input_proj_.present()) input_proj_.forward(x_in, n, x);
+  else std::memcpy(x, x_in, sizeof(float) * size_t(n * D));
+
+  const int64_t pos0 = state ? state->position : 0;
+  if (cfg_.uses_sin()) add_sin_embedding(x, n, int(D), pos0, cfg_.max_period);
+  if (cfg_.uses_rope()) ws.rope.build(pos0, n, int(dh), cfg_.max_period);
+
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& L = layers_[l];
+    // Self-attention block.
+    apply_norm(L.norm1, x, n, ws.h.data());
+    L.in_proj.forward(ws.h.data(), n, ws.qkv.data());
+    if (cfg_.uses_rope()) {
+      apply_rope(ws.qkv.data(), n, 3 * D, int(H), int(dh), ws.rope);      // q
+      apply_rope(ws.qkv.data() + D, n, 3 * D, int(H), int(dh), ws.rope);  // k
+    }
+    AttentionShape shape;
+    shape.n_queries = n;
+    shape.heads = int(H);
+    shape.head_dim = int(dh);
+    shape.context = cfg_.context;
+    shape.causal = cfg_.causal;
+    if (state) {
+      KvWindow& kv = state->layers[l];
+      const int64_t keep = kept_keys();
+      if ((kv.start + kv.rows + n) * D > int64_t(kv.k.size())) {  // compact, growing if needed
+        const int64_t cap = 2 * (keep + n);
+        if (kv.rows) {
+          std::memmove(kv.k.data(), kv.k.data() + kv.start * D, sizeof(float) * size_t(kv.rows * D));
+          std::memmove(kv.v.data(), kv.v.data() + kv.start * D, sizeof(float) * size_t(kv.rows * D));
+        }
+        kv.start = 0;
+        if (int64_t(kv.k.size()) < cap * D) {
+          kv.k.resize(size_t(cap * D));
+          kv.v.resize(size_t(cap * D));
+        }
+      }
+      float* kd = kv.k.data() + (kv.start + kv.rows) * D;
+      float* vd = kv.v.data() + (kv.start + kv.rows) * D;
+      for (int64_t t = 0; t < n; ++t) {
+        std::memcpy(kd + t * D, ws.qkv.data() + t * 3 * D + D, sizeof(float) * size_t(D));
+        std::memcpy(vd + t * D, ws.qkv.data() + t * 3 * D + 2 * D, sizeof(float) * size_t(D));
+      }
+      kv.rows += n;
+      shape.n_keys = kv.rows;
+      windowed_attention(shape, ws.qkv.data(), 3 * D, kv.k.data() + kv.start * D, kv.v.data() + kv.start * D, D,
+                         ws.attn.data(), D);
+      if (kv.rows > keep) {
+        kv.start += kv.rows - keep;
+        kv.rows = keep;
+      }
+    } else {
+      shape.n_keys = n;
+      windowed_attention(shape, ws.qkv.data(), 3 * D, ws.qkv.data() + D, ws.qkv.data() + 2 * D, 3 * D, ws.attn.data(),
+                         D);
+    }
+    L.out_proj.forward(ws.attn.data(), n, ws.h.data());
+    add_scaled(x, ws.h.data(), L.scale1, n, D);
+
+    // Feed-forward block.
+    apply_norm(L.norm2, x, n, ws.h.data());
+    L.ffn_in.forward(ws.h.data(), n, ws.ff.data());
+    const float* ff_out_in = ws.ff.data();
+    if (cfg_.gating) {
+      const Activation act = *cfg_.gating;
+      float* g = ws.gated.data();
+      const float* f = ws.ff.data();
+#pragma omp parallel for schedule(static) if (n * hidden > 65536)
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < hidden; ++j)
+          g[r * hidden + j] = activate(act, f[r * 2 * hidden + j]) * f[r * 2 * hidden + hidden + j];
+      ff_out_in = g;
+    } else {
+      activate_inplace(Activation::Gelu, ws.ff.data(), n * hidden);
+    }
+    L.ffn_out.forward(ff_out_in, n, ws.h.data());
+    add_scaled(x, ws.h.data(), L.scale2, n, D);
+  }
+  if (state) state->position += n;
+
+  if (output_proj_.present()) output_proj_.forward(x, n, y);
+  else std::memcpy(y, x, sizeof(float) * size_t(n * D));
+}
+
+}  // namespace moss
