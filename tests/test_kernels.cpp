@@ -1,0 +1,148 @@
+#include <cmath>
+
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/positional.h"
+#include "model/patch.h"
+#include "test_util.h"
+
+namespace moss::test {
+
+TEST(Patch, EncoderIndexRuleAndInverse) {
+  // x: len 6 x dim 2; patch 3 -> y: 2 x 6 with y[t][d*3+j] = x[t*3+j][d].
+  std::vector<float> x(12);
+  for (int i = 0; i < 12; ++i) x[i] = float(i);
+  std::vector<float> y(12), back(12);
+  patch_time_major(x.data(), 6, 2, 3, y.data());
+  for (int t = 0; t < 2; ++t)
+    for (int d = 0; d < 2; ++d)
+      for (int j = 0; j < 3; ++j) EXPECT_EQ(y[t * 6 + d * 3 + j], x[(t * 3 + j) * 2 + d]);
+  unpatch_time_major(y.data(), 2, 2, 3, back.data());
+  EXPECT_EQ(back, x);
+  // Mono: a reshape.
+  std::vector<float> m(6);
+  patch_time_major(x.data(), 6, 1, 3, m.data());
+  EXPECT_EQ(std::vector<float>(m.begin(), m.end()), std::vector<float>(x.begin(), x.begin() + 6));
+}
+
+TEST(Rope, RotatesAdjacentPairsAtAbsolutePositions) {
+  const int dh = 4;
+  RopeTable table;
+  table.build(5, 2, dh, 10000.0);
+  std::vector<float> x = {1, 2, 3, 4, 1, 2, 3, 4};  // two rows, one head
+  apply_rope(x.data(), 2, dh, 1, dh, table);
+  for (int row = 0; row < 2; ++row) {
+    const double p = 5 + row;
+    for (int i = 0; i < 2; ++i) {
+      const double angle = p * std::pow(10000.0, -2.0 * i / dh);
+      const double x0 = 1 + 2 * i, x1 = 2 + 2 * i;
+      EXPECT_NEAR(x[row * 4 + 2 * i], x0 * std::cos(angle) - x1 * std::sin(angle), 1e-5);
+      EXPECT_NEAR(x[row * 4 + 2 * i + 1], x0 * std::sin(angle) + x1 * std::cos(angle), 1e-5);
+    }
+  }
+  // Position 0 is the identity.
+  RopeTable zero;
+  zero.build(0, 1, dh, 10000.0);
+  std::vector<float> y = {1, 2, 3, 4};
+  apply_rope(y.data(), 1, dh, 1, dh, zero);
+  EXPECT_EQ(y, (std::vector<float>{1, 2, 3, 4}));
+}
+
+TEST(SinEmbedding, CosThenSinHalves) {
+  std::vector<float> x(8, 0.0f);
+  add_sin_embedding(x.data(), 1, 8, 3, 10000.0);
+  for (int i = 0; i < 4; ++i) {
+    const double phase = 3.0 / std::pow(10000.0, i / 3.0);
+    EXPECT_NEAR(x[i], std::cos(phase), 1e-6);
+    EXPECT_NEAR(x[4 + i], std::sin(phase), 1e-6);
+  }
+}
+
+TEST(Norms, LayerNormAndRmsNorm) {
+  const std::vector<float> x = {1, 2, 3, 6};
+  const std::vector<float> w = {1, 2, 1, 1}, b = {0, 0, 1, 0};
+  std::vector<float> y(4);
+  layer_norm(x.data(), 1, 4, w.data(), b.data(), 1e-5f, y.data());
+  const double mean = 3, var = (4 + 1 + 0 + 9) / 4.0;
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y[i], (x[i] - mean) / std::sqrt(var + 1e-5) * w[i] + b[i], 1e-6);
+  rms_norm(x.data(), 1, 4, w.data(), 1e-5f, y.data());
+  const double ms = (1 + 4 + 9 + 36) / 4.0;
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y[i], x[i] * w[i] / std::sqrt(ms + 1e-5), 1e-6);
+  // rms_norm_f32's eps of 1e-8 matters for tiny inputs.
+  const std::vector<float> small = {1e-4f, -1e-4f}, ones = {1, 1};
+  std::vector<float> a(2), c(2);
+  rms_norm(small.data(), 1, 2, ones.data(), 1e-8f, a.data());
+  rms_norm(small.data(), 1, 2, ones.data(), 1e-5f, c.data());
+  EXPECT_NEAR(a[0], 1e-4 / std::sqrt(1e-8 + 1e-8), 1e-5);
+  EXPECT_GT(std::fabs(a[0] - c[0]), 0.5);
+}
+
+TEST(Activations, ExactGeluAndTheRest) {
+  EXPECT_NEAR(gelu(1.0f), 0.8413447460685429, 1e-6);  // the tanh approximation gives 0.841192
+  EXPECT_NEAR(gelu(-3.0f), -0.004049694681, 1e-7);
+  EXPECT_NEAR(activate(Activation::Silu, 1.0f), 0.7310585786, 1e-6);
+  EXPECT_NEAR(activate(Activation::Mish, 1.0f), 0.8650983882673103, 1e-6);
+  EXPECT_NEAR(activate(Activation::Mish, 30.0f), 30.0, 1e-5);
+  EXPECT_NEAR(activate(Activation::LeakyRelu, -2.0f), -0.02, 1e-7);
+  EXPECT_NEAR(activate(Activation::Elu, -1.0f), std::expm1(-1.0), 1e-7);
+  EXPECT_NEAR(activate(Activation::Softsign, -3.0f), -0.75, 1e-7);
+  EXPECT_NEAR(activate(Activation::Sigmoid, 0.0f), 0.5, 1e-7);
+  EXPECT_NEAR(activate(Activation::Tanh, 0.5f), std::tanh(0.5), 1e-7);
+  EXPECT_EQ(activate(Activation::Relu, -1.0f), 0.0f);
+  EXPECT_EQ(activate(Activation::Identity, -1.5f), -1.5f);
+}
+
+// Naive windowed attention over a whole sequence, for comparison.
+static std::vector<float> naive_attention(const std::vector<float>& q, const std::vector<float>& k,
+                                          const std::vector<float>& v, int n, int heads, int dh, int context,
+                                          bool causal = true) {
+  const int D = heads * dh;
+  std::vector<float> out(size_t(n * D));
+  for (int h = 0; h < heads; ++h)
+    for (int i = 0; i < n; ++i) {
+      std::vector<double> w;
+      double mx = -1e300;
+      for (int j = 0; j < n; ++j) {
+        double s = -1e300;
+        if (!causal || (i - j >= 0 && i - j < context)) {
+          s = 0;
+          for (int c = 0; c < dh; ++c) s += double(q[i * D + h * dh + c]) * k[j * D + h * dh + c];
+          s /= std::sqrt(double(dh));
+        }
+        w.push_back(s);
+        mx = std::max(mx, s);
+      }
+      double sum = 0;
+      for (auto& s : w) sum += (s = s <= -1e299 ? 0 : std::exp(s - mx));
+      for (int c = 0; c < dh; ++c) {
+        double acc = 0;
+        for (int j = 0; j < n; ++j) acc += w[j] / sum * v[j * D + h * dh + c];
+        out[i * D + h * dh + c] = float(acc);
+      }
+    }
+  return out;
+}
+
+TEST(Attention, WindowedMatchesNaiveAndCachedChunksMatchWhole) {
+  const int n = 70, heads = 2, dh = 4, D = heads * dh, context = 9;
+  auto q = random_floats(n * D, 1), k = random_floats(n * D, 2), v = random_floats(n * D, 3);
+  const auto expect = naive_attention(q, k, v, n, heads, dh, context);
+  AttentionShape s{n, n, heads, dh, context, true};
+  std::vector<float> out(n * D);
+  windowed_attention(s, q.data(), D, k.data(), v.data(), D, out.data(), D);
+  for (int i = 0; i < n * D; ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << i;
+  // Queries [40, 45) against the keys a stream would hold: the previous
+  // context - 1 rows plus the new ones.
+  const int q0 = 40, nq = 5, first_key = q0 - (context - 1);
+  AttentionShape c{nq, nq + context - 1, heads, dh, context, true};
+  std::vector<float> part(nq * D);
+  windowed_attention(c, q.data() + q0 * D, D, k.data() + first_key * D, v.data() + first_key * D, D, part.data(), D);
+  for (int i = 0; i < nq * D; ++i) ASSERT_NEAR(part[i], expect[q0 * D + i], 1e-5) << i;
+  // Non-causal: every query sees every key.
+  AttentionShape full{n, n, heads, dh, 0, false};
+  windowed_attention(full, q.data(), D, k.data(), v.data(), D, out.data(), D);
+  const auto expect_full = naive_attention(q, k, v, n, heads, dh, 0, /*causal=*/false);
+  for (int i = 0; i < n * D; ++i) ASSERT_NEAR(out[i], expect_full[i], 1e-5) << i;
+}
+
+}  // namespace moss::test

@@ -1,0 +1,83 @@
+#pragma once
+// Helpers shared by the tests: temporary folders, raw safetensors writing and
+// the location of the reference fixtures.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "moss_codec/error.h"
+#include "moss_codec/safetensors.h"
+
+namespace moss::test {
+
+namespace fs = std::filesystem;
+
+inline fs::path fixtures_dir() { return fs::path(MOSS_FIXTURES_DIR); }
+inline fs::path fixture(const std::string& name) { return fixtures_dir() / name; }
+
+// A fresh folder removed when the test ends.
+class TempDir {
+ public:
+  TempDir() {
+    static int counter = 0;
+    path_ = fs::temp_directory_path() /
+            ("moss-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+             std::to_string(std::random_device{}()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& s) const { return path_ / s; }
+
+ private:
+  fs::path path_;
+};
+
+inline void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+// A safetensors file from a literal JSON header and raw data bytes.
+inline std::string raw_safetensors(const std::string& header, const std::string& data) {
+  std::string s(8, '\0');
+  uint64_t n = header.size();
+  std::memcpy(s.data(), &n, 8);
+  return s + header + data;
+}
+
+inline TensorToWrite f32(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& values) {
+  TensorToWrite t{name, DType::F32, std::move(shape), {}};
+  t.bytes.resize(values.size() * 4);
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
+}
+
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Expects `fn` to throw moss::Error whose message contains `needle`.
+template <typename Fn>
+void expect_error(Fn&& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error containing '" << needle << "'";
+  } catch (const moss::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
+  }
+}
+
+}  // namespace moss::test
