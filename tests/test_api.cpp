@@ -86,7 +86,7 @@ TEST_F(TinyCodec, BatchDecodeCodebookCountRule) {
 TEST_F(TinyCodec, BadInputGetsClearErrors) {
   CodeTensor codes({4, 1, 5}, std::vector<int32_t>(20, 3));
   codes.data[7] = 16;
-  expect_error([&] { codec_->decode(codes); }, "code 16 at [1, 0, 2] is outside the codebook [0, 16)");
+  expect_error([&] { codec_->decode(codes); }, "code 16 at [codebook 1, frame 2] is outside the codebook [0, 16) (batch row 0)");
   codes.data[7] = -1;
   expect_error([&] { codec_->decode(codes); }, "outside the codebook");
   codes.data[7] = 3;

@@ -199,7 +199,7 @@ void run_case(const Codec& codec, const json& c, const CaseTensors& t, CaseResul
     opt.chunk_duration = opt_double(args, "chunk_duration");
     opt.return_module_outputs = out.contains("encoder_module_outputs");
     if (in.contains("padding_mask")) opt.padding_mask = t.mask(in["padding_mask"]);
-    if (opt.chunk_duration) r.notes.push_back("chunked: offline path");
+    if (opt.chunk_duration) r.notes.push_back("chunked: streaming path");
     check_encode_outputs(codec, codec.encode(t.floats(in["input_values"]), opt), out, t, r);
   } else if (op == "batch_encode") {
     std::vector<Tensor> wavs;
@@ -210,12 +210,31 @@ void run_case(const Codec& codec, const json& c, const CaseTensors& t, CaseResul
     opt.num_quantizers = opt_int(args, "num_quantizers");
     opt.chunk_duration = opt_double(args, "chunk_duration");
     if (in.contains("padding_mask")) opt.padding_mask = t.mask(in["padding_mask"]);
-    if (opt.chunk_duration) r.notes.push_back("chunked: offline path");
+    if (opt.chunk_duration) r.notes.push_back("chunked: streaming path");
+    CodeTensor codes = t.codes(in["audio_codes"]);
     if (auto tokens = opt_int(args, "chunk_tokens")) {
-      if (*tokens <= 0) throw Error("chunk_tokens must be > 0");
-      r.notes.push_back("streaming: offline path");
+      // streaming_decode with the chunks concatenated (batch 1).
+      if (opt.padding_mask || opt.chunk_duration) throw Error("chunk_tokens combined with padding_mask/chunk_duration");
+      std::vector<Tensor> chunks;
+      codec.streaming_decode(codes, *tokens, [&](Tensor&& a) { chunks.push_back(std::move(a)); }, opt.num_quantizers);
+      const int64_t C = codec.config().channels();
+      int64_t N = 0;
+      for (auto& ch : chunks) N += ch.dim(2);
+      DecodeResult joined;
+      joined.audio = Tensor({1, C, N});
+      joined.audio_lengths = {N};
+      int64_t at = 0;
+      for (auto& ch : chunks) {
+        const int64_t n = ch.dim(2);
+        for (int64_t c = 0; c < C; ++c)
+          std::copy(ch.data.begin() + c * n, ch.data.begin() + (c + 1) * n, joined.audio.data.begin() + c * N + at);
+        at += n;
+      }
+      r.notes.push_back("streaming_decode: " + std::to_string(chunks.size()) + " chunks");
+      check_decode_outputs(joined, out, t, r);
+      return;
     }
-    check_decode_outputs(codec.decode(t.codes(in["audio_codes"]), opt), out, t, r);
+    check_decode_outputs(codec.decode(codes, opt), out, t, r);
   } else if (op == "batch_decode") {
     std::vector<CodeTensor> list;
     for (auto& name : in["codes_list"]) list.push_back(t.codes(name));

@@ -9,6 +9,7 @@
 // A Codec is immutable after load; every call keeps its state on its own stack,
 // so one loaded model serves many threads.
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -82,10 +83,17 @@ class Codec {
   // with it, every nq_i must be at least num_quantizers.
   DecodeResult batch_decode(const std::vector<CodeTensor>& codes, std::optional<int> num_quantizers = {}) const;
 
+  // Decodes batch-1 codes (nq, T) or (nq, 1, T) chunk_tokens frames at a time
+  // through a DecoderStream, handing each chunk's audio (1, C, n) to on_chunk as
+  // soon as it is computed. The concatenation equals decode(codes).
+  void streaming_decode(const CodeTensor& codes, int64_t chunk_tokens, const std::function<void(Tensor&&)>& on_chunk,
+                        std::optional<int> num_quantizers = {}) const;
+
   // Encoder modules' frame-rate multiple of the code rate (for module outputs).
   std::vector<int64_t> encoder_module_upsampling() const;
 
   struct Impl;
+  const Impl& impl() const { return *impl_; }
 
  private:
   explicit Codec(std::unique_ptr<Impl> impl);

@@ -16,7 +16,10 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
   const int64_t blocks = (nq + kBlock - 1) / kBlock;
   const float scale = 1.0f / std::sqrt(float(s.head_dim));
   const int64_t tasks = blocks * s.heads;
-#pragma omp parallel
+  // Threads only pay off on real work: a streaming step of a few frames would
+  // spend longer waking a team than computing.
+  const int64_t work = nq * std::min<int64_t>(nk, s.causal ? s.context + kBlock : nk) * s.head_dim * s.heads;
+#pragma omp parallel if (tasks > 1 && work > (1 << 16))
   {
     std::vector<float> scores;
 #pragma omp for schedule(dynamic)

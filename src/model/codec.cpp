@@ -7,6 +7,7 @@
 
 #include "model/codec_impl.h"
 #include "model/patch.h"
+#include "streaming/stream_impl.h"
 
 namespace moss {
 
@@ -81,10 +82,19 @@ std::vector<int64_t> Codec::encoder_module_upsampling() const {
   return out;
 }
 
+std::vector<TransformerState> Codec::Impl::new_states(const std::vector<ChainModule>& chain) {
+  std::vector<TransformerState> states(chain.size());
+  for (size_t i = 0; i < chain.size(); ++i)
+    if (chain[i].transformer) states[i] = chain[i].transformer->new_state();
+  return states;
+}
+
 void Codec::Impl::run_encoder(const float* x, int64_t len, int64_t dim, RowScratch& s,
-                              std::vector<std::vector<float>>* module_outputs) const {
+                              std::vector<std::vector<float>>* module_outputs,
+                              std::vector<TransformerState>* states) const {
   s.a.assign(x, x + len * dim);
-  for (const ChainModule& m : encoder) {
+  for (size_t i = 0; i < encoder.size(); ++i) {
+    const ChainModule& m = encoder[i];
     if (m.kind == ModuleConfig::Kind::Patch) {
       s.b.resize(size_t(len * dim));
       patch_time_major(s.a.data(), len, dim, m.patch_size, s.b.data());
@@ -92,7 +102,7 @@ void Codec::Impl::run_encoder(const float* x, int64_t len, int64_t dim, RowScrat
       dim *= m.patch_size;
     } else {
       s.b.resize(size_t(len * m.transformer->output_dim()));
-      m.transformer->forward(s.a.data(), len, s.b.data(), nullptr, s.tf);
+      m.transformer->forward(s.a.data(), len, s.b.data(), states ? &(*states)[i] : nullptr, s.tf);
       dim = m.transformer->output_dim();
     }
     std::swap(s.a, s.b);
@@ -100,9 +110,32 @@ void Codec::Impl::run_encoder(const float* x, int64_t len, int64_t dim, RowScrat
   }
 }
 
-void Codec::Impl::run_decoder(int64_t len, RowScratch& s) const {
+int Codec::Impl::resolve_num_quantizers(std::optional<int> nq, int64_t available) const {
+  const int configured = config.quantizer.num_quantizers;
+  if (!nq) return int(available);
+  if (*nq < 1 || *nq > configured)
+    throw Error("num_quantizers = " + std::to_string(*nq) + " is outside 1.." + std::to_string(configured));
+  if (*nq > available)
+    throw Error("num_quantizers = " + std::to_string(*nq) + " exceeds the " + std::to_string(available) +
+                " codebooks present in the codes");
+  return *nq;
+}
+
+void Codec::Impl::check_codes(const int32_t* codes, int64_t nq, int64_t frames, int64_t stride) const {
+  const int64_t K = config.quantizer.codebook_size;
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t t = 0; t < frames; ++t) {
+      const int32_t v = codes[i * stride + t];
+      if (v < 0 || v >= K)
+        throw Error("code " + std::to_string(v) + " at [codebook " + std::to_string(i) + ", frame " + std::to_string(t) +
+                    "] is outside the codebook [0, " + std::to_string(K) + ")");
+    }
+}
+
+void Codec::Impl::run_decoder(int64_t len, RowScratch& s, std::vector<TransformerState>* states) const {
   int64_t dim = config.quantizer.output_dim;
-  for (const ChainModule& m : decoder) {
+  for (size_t i = 0; i < decoder.size(); ++i) {
+    const ChainModule& m = decoder[i];
     if (m.kind == ModuleConfig::Kind::Patch) {
       s.b.resize(size_t(len * dim));
       unpatch_time_major(s.a.data(), len, dim / m.patch_size, m.patch_size, s.b.data());
@@ -110,7 +143,7 @@ void Codec::Impl::run_decoder(int64_t len, RowScratch& s) const {
       dim /= m.patch_size;
     } else {
       s.b.resize(size_t(len * m.transformer->output_dim()));
-      m.transformer->forward(s.a.data(), len, s.b.data(), nullptr, s.tf);
+      m.transformer->forward(s.a.data(), len, s.b.data(), states ? &(*states)[i] : nullptr, s.tf);
       dim = m.transformer->output_dim();
     }
     std::swap(s.a, s.b);
@@ -154,16 +187,6 @@ std::vector<int64_t> resolve_lengths(const std::optional<std::vector<int64_t>>& 
   return out;
 }
 
-int resolve_num_quantizers(std::optional<int> nq, int available, int configured) {
-  if (!nq) return available;
-  if (*nq < 1 || *nq > configured)
-    throw Error("num_quantizers = " + std::to_string(*nq) + " is outside 1.." + std::to_string(configured));
-  if (*nq > available)
-    throw Error("num_quantizers = " + std::to_string(*nq) + " exceeds the " + std::to_string(available) +
-                " codebooks present in the codes");
-  return *nq;
-}
-
 // SPEC section 8: chunked paths take a positive duration no longer than the
 // context, whose sample count is a whole number of frames, and batch size 1.
 void check_chunk_duration(const CodecConfig& c, double chunk, int64_t batch) {
@@ -202,7 +225,7 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
   if (B < 1) throw Error("audio batch is empty");
   if (Cin != C)
     throw Error("audio has " + std::to_string(Cin) + " channels; this checkpoint takes " + std::to_string(C));
-  const int nq = resolve_num_quantizers(opt.num_quantizers, c.quantizer.num_quantizers, c.quantizer.num_quantizers);
+  const int nq = impl_->resolve_num_quantizers(opt.num_quantizers, c.quantizer.num_quantizers);
   std::vector<int64_t> lengths = resolve_lengths(opt.lengths, opt.padding_mask, B, T, "samples");
   if (opt.chunk_duration) check_chunk_duration(c, *opt.chunk_duration, B);
   for (int64_t b = 0; b < B; ++b)
@@ -233,18 +256,38 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
     }
   }
 
+  if (opt.chunk_duration) {
+    // Chunked encode goes through the streaming path; it keeps the whole frames
+    // of each chunk, which concatenated are exactly the offline frames.
+    if (opt.return_module_outputs) throw Error("return_module_outputs is not available with chunk_duration");
+    EncoderStream::Impl stream(*impl_, nq);
+    const int64_t chunk = std::llround(*opt.chunk_duration * c.sampling_rate), L = lengths[0];
+    std::vector<std::vector<int32_t>> codes(static_cast<size_t>(nq));
+    std::vector<float> hidden;
+    for (int64_t start = 0; start < L; start += chunk)
+      stream.push(audio.data.data() + start, std::min(chunk, L - start), T, codes, hidden);
+    const int64_t frames = int64_t(codes[0].size());
+    res.code_lengths[0] = frames;
+    for (int i = 0; i < nq; ++i) std::copy(codes[size_t(i)].begin(), codes[size_t(i)].end(), res.codes.data.begin() + i * Tc);
+    for (int64_t t = 0; t < frames; ++t)
+      for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t(d * Tc + t)] = hidden[size_t(t * Dz + d)];
+    return res;
+  }
+
   Impl::RowScratch s;
   std::vector<float> x;
   std::vector<int32_t> codes;
   for (int64_t b = 0; b < B; ++b) {
-    // Whole frames only: the trailing partial frame is not counted (SPEC section 3).
-    const int64_t frames = lengths[size_t(b)] / ds;
-    res.code_lengths[size_t(b)] = frames;
+    // Only whole frames count (SPEC section 3), but like the reference the
+    // trailing partial frame is computed on zero padding; it lands past the
+    // row's code length (and equals what EncoderStream::flush returns).
+    const int64_t L = lengths[size_t(b)], valid = L / ds, frames = (L + ds - 1) / ds;
+    res.code_lengths[size_t(b)] = valid;
     if (frames == 0) continue;
     const int64_t samples = frames * ds;
     // Time-major input: interleaved L0 R0 L1 R1 ... (width 1), or C channels wide.
-    x.resize(size_t(samples * C));
-    for (int64_t n = 0; n < samples; ++n)
+    x.assign(size_t(samples * C), 0.0f);
+    for (int64_t n = 0; n < L; ++n)
       for (int64_t ch = 0; ch < C; ++ch) x[size_t(n * C + ch)] = audio.data[size_t((b * C + ch) * T + n)];
     std::vector<std::vector<float>> mods;
     impl_->run_encoder(x.data(), c.interleaved() ? samples * C : samples, c.interleaved() ? 1 : C, s,
@@ -253,9 +296,9 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
     for (int64_t t = 0; t < frames; ++t)
       for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t((b * Dz + d) * Tc + t)] = s.a[size_t(t * Dz + d)];
     for (size_t m = 0; m < mods.size(); ++m) {
-      const int64_t W = module_widths[m], L = Tc * ups[m], n = frames * ups[m];
+      const int64_t W = module_widths[m], Lm = Tc * ups[m], n = frames * ups[m];
       for (int64_t t = 0; t < n; ++t)
-        for (int64_t d = 0; d < W; ++d) res.module_outputs[m].data[size_t((b * W + d) * L + t)] = mods[m][size_t(t * W + d)];
+        for (int64_t d = 0; d < W; ++d) res.module_outputs[m].data[size_t((b * W + d) * Lm + t)] = mods[m][size_t(t * W + d)];
     }
     codes.resize(size_t(nq * frames));
     impl_->quantizer->encode(s.a.data(), frames, nq, codes.data(), frames, s.q);
@@ -282,23 +325,32 @@ DecodeResult Codec::decode(const CodeTensor& codes, const DecodeOptions& opt) co
   const int Q = c.quantizer.num_quantizers;
   if (NQ < 1 || NQ > Q)
     throw Error("codes have " + std::to_string(NQ) + " codebooks; this checkpoint has 1.." + std::to_string(Q));
-  const int nq = resolve_num_quantizers(opt.num_quantizers, int(NQ), Q);
+  const int nq = impl_->resolve_num_quantizers(opt.num_quantizers, NQ);
   std::vector<int64_t> lengths = resolve_lengths(opt.lengths, opt.padding_mask, B, T, "frames");
   if (opt.chunk_duration) check_chunk_duration(c, *opt.chunk_duration, B);
-  const int64_t K = c.quantizer.codebook_size;
-  for (int i = 0; i < nq; ++i)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < lengths[size_t(b)]; ++t) {
-        int32_t v = codes.data[size_t((i * B + b) * T + t)];
-        if (v < 0 || v >= K)
-          throw Error("code " + std::to_string(v) + " at [" + std::to_string(i) + ", " + std::to_string(b) + ", " +
-                      std::to_string(t) + "] is outside the codebook [0, " + std::to_string(K) + ")");
-      }
+  for (int64_t b = 0; b < B; ++b) {
+    try {
+      impl_->check_codes(codes.data.data() + b * T, nq, lengths[size_t(b)], B * T);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (batch row " + std::to_string(b) + ")");
+    }
+  }
 
   const int64_t C = c.channels(), ds = c.downsample_rate, N = T * ds;
   DecodeResult res;
   res.audio = Tensor({B, C, N});
   res.audio_lengths.resize(size_t(B));
+  if (opt.chunk_duration) {
+    const int64_t chunk = std::llround(*opt.chunk_duration * c.sampling_rate) / ds, L = lengths[0];
+    DecoderStream::Impl stream(*impl_, nq);
+    std::vector<float> interleaved;
+    for (int64_t start = 0; start < L; start += chunk)
+      stream.push(codes.data.data() + start, nq, std::min(chunk, L - start), T, interleaved);
+    res.audio_lengths[0] = L * ds;
+    for (int64_t n = 0; n < L * ds; ++n)
+      for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t(ch * N + n)] = interleaved[size_t(n * C + ch)];
+    return res;
+  }
   Impl::RowScratch s;
   std::vector<int32_t> row_codes;
   for (int64_t b = 0; b < B; ++b) {
@@ -317,6 +369,39 @@ DecodeResult Codec::decode(const CodeTensor& codes, const DecodeOptions& opt) co
       for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t((b * C + ch) * N + n)] = s.a[size_t(n * C + ch)];
   }
   return res;
+}
+
+void Codec::streaming_decode(const CodeTensor& codes, int64_t chunk_tokens, const std::function<void(Tensor&&)>& on_chunk,
+                             std::optional<int> num_quantizers) const {
+  if (chunk_tokens <= 0) throw Error("streaming_decode: chunk_tokens must be > 0, got " + std::to_string(chunk_tokens));
+  int64_t NQ, T;
+  if (codes.rank() == 2) {
+    NQ = codes.dim(0), T = codes.dim(1);
+  } else if (codes.rank() == 3 && codes.dim(1) == 1) {
+    NQ = codes.dim(0), T = codes.dim(2);
+  } else if (codes.rank() == 3) {
+    throw Error("streaming_decode takes batch size 1, got codes of shape " + shape_to_string(codes.shape));
+  } else {
+    throw Error("streaming_decode: codes have shape " + shape_to_string(codes.shape) + "; expected (num_quantizers, frames)");
+  }
+  if (int64_t(codes.data.size()) != NQ * T) throw Error("streaming_decode: codes hold the wrong number of values");
+  const CodecConfig& c = impl_->config;
+  if (NQ < 1 || NQ > c.quantizer.num_quantizers)
+    throw Error("codes have " + std::to_string(NQ) + " codebooks; this checkpoint has 1.." +
+                std::to_string(c.quantizer.num_quantizers));
+  const int nq = impl_->resolve_num_quantizers(num_quantizers, NQ);
+  DecoderStream::Impl stream(*impl_, nq);
+  const int64_t C = c.channels();
+  std::vector<float> interleaved;
+  for (int64_t start = 0; start < T; start += chunk_tokens) {
+    interleaved.clear();
+    stream.push(codes.data.data() + start, nq, std::min(chunk_tokens, T - start), T, interleaved);
+    const int64_t n = int64_t(interleaved.size()) / C;
+    Tensor chunk({1, C, n});
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t ch = 0; ch < C; ++ch) chunk.data[size_t(ch * n + t)] = interleaved[size_t(t * C + ch)];
+    on_chunk(std::move(chunk));
+  }
 }
 
 EncodeResult Codec::batch_encode(const std::vector<Tensor>& wavs, std::optional<int> num_quantizers) const {

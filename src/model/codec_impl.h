@@ -32,12 +32,22 @@ struct Codec::Impl {
   };
   // Runs the encoder chain on x (len rows of width `dim`), returning the encoder
   // output (frames x quantizer input_dim) in scratch.a; module outputs appended
-  // to `module_outputs` (time-major) when non-null.
+  // to `module_outputs` (time-major) when non-null. With `states` (one per
+  // module, from new_encoder_states) the rows continue a stream.
   void run_encoder(const float* x, int64_t len, int64_t dim, RowScratch& s,
-                   std::vector<std::vector<float>>* module_outputs) const;
-  // Runs the decoder chain on the quantizer output (frames x output_dim),
-  // leaving samples in scratch.a (time-major, width 1 when interleaved).
-  void run_decoder(int64_t frames, RowScratch& s) const;
+                   std::vector<std::vector<float>>* module_outputs,
+                   std::vector<TransformerState>* states = nullptr) const;
+  // Runs the decoder chain on the quantizer output (frames x output_dim) in
+  // scratch.a, leaving samples there (time-major, width 1 when interleaved).
+  void run_decoder(int64_t frames, RowScratch& s, std::vector<TransformerState>* states = nullptr) const;
+
+  std::vector<TransformerState> new_encoder_states() const { return new_states(encoder); }
+  std::vector<TransformerState> new_decoder_states() const { return new_states(decoder); }
+  static std::vector<TransformerState> new_states(const std::vector<ChainModule>& chain);
+
+  // Argument rules shared by the offline, chunked and streaming paths.
+  int resolve_num_quantizers(std::optional<int> requested, int64_t available) const;
+  void check_codes(const int32_t* codes, int64_t nq, int64_t frames, int64_t stride) const;
 };
 
 }  // namespace moss

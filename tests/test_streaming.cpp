@@ -1,0 +1,250 @@
+// Streaming is exact: for any partition of the input into pushes, the streamed
+// output equals the offline pass; memory stays bounded on long streams.
+#include <cmath>
+#include <thread>
+
+#include "moss_codec/streaming.h"
+#include "test_util.h"
+
+namespace moss::test {
+
+namespace {
+
+Tensor random_audio(int64_t C, int64_t n, uint32_t seed) { return Tensor({1, C, n}, random_floats(size_t(C * n), seed, 0.3f)); }
+
+// Pushes `audio` (1, C, N) in random sizes of 0..max_push samples.
+EncodedChunk stream_encode(EncoderStream& s, const Tensor& audio, int64_t max_push, uint32_t seed, bool flush) {
+  const int64_t C = audio.dim(1), N = audio.dim(2);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> size(0, max_push);
+  std::vector<std::vector<int32_t>> codes;
+  std::vector<std::vector<float>> hidden;
+  int64_t D = 0;
+  auto take = [&](EncodedChunk&& c) {
+    const int64_t k = c.codes.dim(1);
+    D = c.hidden_states.dim(0);
+    if (codes.empty()) codes.resize(size_t(c.codes.dim(0))), hidden.resize(size_t(D));
+    for (size_t i = 0; i < codes.size(); ++i)
+      codes[i].insert(codes[i].end(), c.codes.data.begin() + int64_t(i) * k, c.codes.data.begin() + int64_t(i + 1) * k);
+    for (int64_t d = 0; d < D; ++d)
+      hidden[size_t(d)].insert(hidden[size_t(d)].end(), c.hidden_states.data.begin() + d * k,
+                               c.hidden_states.data.begin() + (d + 1) * k);
+  };
+  for (int64_t at = 0; at < N;) {
+    const int64_t n = std::min(size(rng), N - at);
+    Tensor piece({C, n});
+    for (int64_t c = 0; c < C; ++c)
+      std::copy(audio.data.begin() + c * N + at, audio.data.begin() + c * N + at + n, piece.data.begin() + c * n);
+    take(s.push(piece));
+    at += n;
+  }
+  if (flush) take(s.flush());
+  EncodedChunk out;
+  const int64_t nq = int64_t(codes.size()), k = nq ? int64_t(codes[0].size()) : 0;
+  out.codes = CodeTensor({nq, k});
+  for (int64_t i = 0; i < nq; ++i) std::copy(codes[size_t(i)].begin(), codes[size_t(i)].end(), out.codes.data.begin() + i * k);
+  out.hidden_states = Tensor({D, k});
+  for (int64_t d = 0; d < D; ++d)
+    std::copy(hidden[size_t(d)].begin(), hidden[size_t(d)].end(), out.hidden_states.data.begin() + d * k);
+  return out;
+}
+
+Tensor stream_decode(DecoderStream& s, const CodeTensor& codes /* (nq, 1, T) */, int64_t max_push, uint32_t seed) {
+  const int64_t nq = codes.dim(0), T = codes.dim(2);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> size(1, max_push);
+  std::vector<Tensor> parts;
+  int64_t total = 0;
+  for (int64_t at = 0; at < T;) {
+    const int64_t n = std::min(size(rng), T - at);
+    CodeTensor piece({nq, n});
+    for (int64_t i = 0; i < nq; ++i)
+      std::copy(codes.data.begin() + i * T + at, codes.data.begin() + i * T + at + n, piece.data.begin() + i * n);
+    parts.push_back(s.push(piece));
+    total += parts.back().dim(1);
+    at += n;
+  }
+  const int64_t C = parts.empty() ? 1 : parts[0].dim(0);
+  Tensor out({1, C, total});
+  int64_t at = 0;
+  for (auto& p : parts) {
+    const int64_t n = p.dim(1);
+    for (int64_t c = 0; c < C; ++c)
+      std::copy(p.data.begin() + c * n, p.data.begin() + (c + 1) * n, out.data.begin() + c * total + at);
+    at += n;
+  }
+  return out;
+}
+
+// Streamed (nq, k) / (D, k) against offline (nq, 1, T') / (1, D, T') over k frames.
+void expect_encode_equal(const EncodedChunk& s, const EncodeResult& off, int64_t k) {
+  ASSERT_EQ(s.codes.dim(1), k);
+  const int64_t nq = s.codes.dim(0), Tc = off.codes.dim(2), D = s.hidden_states.dim(0);
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t t = 0; t < k; ++t)
+      ASSERT_EQ(s.codes.data[size_t(i * k + t)], off.codes.data[size_t(i * Tc + t)]) << "codebook " << i << " frame " << t;
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t t = 0; t < k; ++t)
+      ASSERT_NEAR(s.hidden_states.data[size_t(d * k + t)], off.hidden_states.data[size_t(d * Tc + t)], 1e-5);
+}
+
+void expect_audio_near(const Tensor& a, const Tensor& b, int64_t n) {
+  const int64_t C = a.dim(1), Na = a.dim(2), Nb = b.dim(2);
+  ASSERT_GE(Na, n);
+  ASSERT_GE(Nb, n);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < n; ++t) ASSERT_NEAR(a.data[size_t(c * Na + t)], b.data[size_t(c * Nb + t)], 1e-5) << t;
+}
+
+}  // namespace
+
+class StreamingFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(StreamingFixture, RandomPartitionsEqualOffline) {
+  auto codec = Codec::load(fixture(GetParam()));
+  const CodecConfig& cfg = codec->config();
+  const int64_t C = cfg.channels(), ds = cfg.downsample_rate;
+  int max_window = 0;
+  for (auto& m : cfg.encoder) max_window = std::max(max_window, m.transformer.context);
+  // Several windows long at the finest rate, plus a partial frame.
+  const int64_t frames = 5 * max_window + 3, N = frames * ds + ds / 2;
+  Tensor audio = random_audio(C, N, 11);
+  EncodeResult off = codec->encode(audio);
+  ASSERT_EQ(off.code_lengths[0], frames);
+  for (int64_t max_push : {int64_t(1), ds - 1, ds + 1, 3 * ds + 2, 17 * ds}) {
+    for (uint32_t seed : {1u, 2u}) {
+      SCOPED_TRACE("max_push " + std::to_string(max_push) + " seed " + std::to_string(seed));
+      EncoderStream s(codec);
+      EncodedChunk st = stream_encode(s, audio, max_push, seed, /*flush=*/true);
+      // The flushed partial frame equals the offline pass over the zero-padded input.
+      expect_encode_equal(st, off, frames + 1);
+      EXPECT_EQ(s.stats().frames, frames + 1);
+    }
+  }
+  // Decoding: random frame partitions of the offline codes.
+  CodeTensor codes({off.codes.dim(0), 1, frames});
+  for (int64_t i = 0; i < codes.dim(0); ++i)
+    std::copy(off.codes.data.begin() + i * off.codes.dim(2), off.codes.data.begin() + i * off.codes.dim(2) + frames,
+              codes.data.begin() + i * frames);
+  DecodeResult dec = codec->decode(codes);
+  for (int64_t max_push : {1, 2, 5, 13}) {
+    SCOPED_TRACE("decode max_push " + std::to_string(max_push));
+    DecoderStream s(codec);
+    expect_audio_near(stream_decode(s, codes, max_push, 3), dec.audio, frames * ds);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, StreamingFixture, ::testing::Values("tiny", "variants", "stereo-48k-v2"));
+
+TEST(Streaming, TwentyMinutesOnTinyStayBoundedAndExact) {
+  auto codec = Codec::load(fixture("tiny"));
+  const CodecConfig& cfg = codec->config();
+  const int64_t seconds = 20 * 60, N = seconds * cfg.sampling_rate, frames = N / cfg.downsample_rate;
+  Tensor audio = random_audio(1, N, 21);
+  EncodeResult off = codec->encode(audio);
+  int max_context = 0;
+  for (auto* chain : {&cfg.encoder, &cfg.decoder})
+    for (auto& m : *chain) max_context = std::max(max_context, m.transformer.context);
+  const int64_t max_push = 3 * cfg.downsample_rate;
+
+  EncoderStream enc(codec);
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int64_t> size(1, max_push);
+  std::vector<int32_t> codes0;  // first codebook of every frame
+  int64_t bytes_after_warmup = -1;
+  for (int64_t at = 0; at < N;) {
+    const int64_t n = std::min(size(rng), N - at);
+    EncodedChunk c = enc.push(Tensor({1, n}, std::vector<float>(audio.data.begin() + at, audio.data.begin() + at + n)));
+    codes0.insert(codes0.end(), c.codes.data.begin(), c.codes.data.begin() + c.codes.dim(1));
+    at += n;
+    const StreamStats st = enc.stats();
+    ASSERT_LE(st.max_cached_keys, max_context - 1);
+    if (st.frames > 10 * max_context && bytes_after_warmup < 0) bytes_after_warmup = st.cache_bytes;
+  }
+  EXPECT_EQ(enc.stats().cache_bytes, bytes_after_warmup) << "the stream's memory grew";
+  ASSERT_EQ(int64_t(codes0.size()), frames);
+  for (int64_t t = 0; t < frames; ++t) ASSERT_EQ(codes0[size_t(t)], off.codes.data[size_t(t)]) << t;
+
+  DecoderStream dec(codec);
+  std::uniform_int_distribution<int64_t> fsize(1, 4);
+  DecodeResult full = codec->decode(off.codes, {.lengths = off.code_lengths});
+  const int64_t Tc = off.codes.dim(2), nq = off.codes.dim(0);
+  int64_t sample = 0, bytes = -1;
+  for (int64_t at = 0; at < frames;) {
+    const int64_t n = std::min(fsize(rng), frames - at);
+    CodeTensor piece({nq, n});
+    for (int64_t i = 0; i < nq; ++i)
+      std::copy(off.codes.data.begin() + i * Tc + at, off.codes.data.begin() + i * Tc + at + n, piece.data.begin() + i * n);
+    Tensor a = dec.push(piece);
+    for (int64_t j = 0; j < a.dim(1); ++j) ASSERT_NEAR(a.data[size_t(j)], full.audio.data[size_t(sample + j)], 1e-5);
+    sample += a.dim(1);
+    at += n;
+    ASSERT_LE(dec.stats().max_cached_keys, max_context - 1);
+    if (at > 10 * max_context && bytes < 0) bytes = dec.stats().cache_bytes;
+  }
+  EXPECT_EQ(dec.stats().cache_bytes, bytes);
+}
+
+TEST(Streaming, ResetStartsOverAndFlushEndsTheStream) {
+  auto codec = Codec::load(fixture("tiny"));
+  Tensor audio = random_audio(1, 50, 31);
+  EncoderStream s(codec, 2);
+  EncodedChunk a = stream_encode(s, audio, 7, 1, true);
+  EXPECT_EQ(a.codes.dim(0), 2);
+  EXPECT_EQ(a.codes.dim(1), 13);  // 12 whole frames + the flushed partial one
+  expect_error([&] { s.push(Tensor({1, 4})); }, "push after flush");
+  s.reset();
+  EXPECT_EQ(s.buffered_samples(), 0);
+  EncodedChunk b = stream_encode(s, audio, 3, 2, true);
+  EXPECT_EQ(a.codes.data, b.codes.data);
+  // Flush with nothing buffered returns no frame.
+  EncoderStream exact(codec);
+  EXPECT_EQ(exact.push(Tensor({1, 8}, random_floats(8, 3))).codes.dim(1), 2);
+  EXPECT_EQ(exact.flush().codes.dim(1), 0);
+}
+
+TEST(Streaming, ManyStreamsOnOneModelFromManyThreads) {
+  auto codec = Codec::load(fixture("small-24k"));
+  const int64_t N = 24000 * 3;
+  std::vector<Tensor> inputs;
+  std::vector<EncodedChunk> serial;
+  for (int i = 0; i < 4; ++i) {
+    inputs.push_back(random_audio(1, N, 100 + i));
+    EncoderStream s(codec);
+    serial.push_back(stream_encode(s, inputs.back(), 1920 * 2 + 7, 9, false));
+  }
+  std::vector<EncodedChunk> parallel(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      EncoderStream s(codec);
+      parallel[size_t(i)] = stream_encode(s, inputs[size_t(i)], 1920 * 2 + 7, 9, false);
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(parallel[size_t(i)].codes.data, serial[size_t(i)].codes.data);
+    EXPECT_EQ(parallel[size_t(i)].hidden_states.data, serial[size_t(i)].hidden_states.data);
+  }
+}
+
+TEST(Streaming, ArgumentErrors) {
+  auto codec = Codec::load(fixture("tiny"));
+  DecoderStream d(codec);
+  expect_error([&] { d.push(CodeTensor({4, 0})); }, "at least one new frame");
+  expect_error([&] { d.push(CodeTensor({4, 1}, {0, 1, 2, 16})); }, "code 16 at [codebook 3, frame 0] is outside the codebook");
+  expect_error([&] { d.push(CodeTensor({4, 1, 1})); }, "expected (num_quantizers, frames)");
+  expect_error([&] { DecoderStream(codec, 5); }, "num_quantizers = 5 is outside 1..4");
+  DecoderStream three(codec, 3);
+  expect_error([&] { three.push(CodeTensor({2, 1})); }, "exceeds the 2 codebooks");
+  EncoderStream e(codec);
+  expect_error([&] { e.push(Tensor({2, 4})); }, "expected (1, n) or (n)");
+  expect_error([&] { e.push(Tensor({1, 2}, {0.0f, NAN})); }, "is NaN");
+  expect_error([&] { codec->streaming_decode(CodeTensor({4, 1, 3}), 0, [](Tensor&&) {}); }, "chunk_tokens must be > 0");
+  expect_error([&] { codec->streaming_decode(CodeTensor({4, 2, 3}), 1, [](Tensor&&) {}); }, "batch size 1");
+  // streaming_decode hands over chunks as they are computed.
+  std::vector<int64_t> sizes;
+  codec->streaming_decode(CodeTensor({4, 1, 7}), 3, [&](Tensor&& a) { sizes.push_back(a.dim(2)); });
+  EXPECT_EQ(sizes, (std::vector<int64_t>{12, 12, 4}));
+}
+
+}  // namespace moss::test
