@@ -66,7 +66,7 @@ TEST_F(TinyCodec, PrefixDecodeEqualsDecodingSlicedCodes) {
   EncodeResult r = codec_->encode(audio(1, 64, 6));
   CodeTensor sliced({2, 1, 16}, std::vector<int32_t>(r.codes.data.begin(), r.codes.data.begin() + 32));
   DecodeResult prefix = codec_->decode(r.codes, {.num_quantizers = 2});
-  DecodeResult direct = codec_->decode(sliced);
+  DecodeResult direct = codec_->decode(sliced, {.num_quantizers = 2});
   EXPECT_EQ(prefix.audio.data, direct.audio.data);
   // Encoding with a prefix gives the first codebooks of the full encode.
   EncodeResult two = codec_->encode(audio(1, 64, 6), {.num_quantizers = 2});
@@ -75,12 +75,15 @@ TEST_F(TinyCodec, PrefixDecodeEqualsDecodingSlicedCodes) {
 
 TEST_F(TinyCodec, BatchDecodeCodebookCountRule) {
   CodeTensor a({4, 5}, std::vector<int32_t>(20, 1)), b({3, 7}, std::vector<int32_t>(21, 2));
-  expect_error([&] { codec_->batch_decode({a, b}); }, "different codebook counts");
+  // Without num_quantizers every entry must carry all configured codebooks.
+  expect_error([&] { codec_->batch_decode({a, b}); }, "entry 1 (shape (3, 7))");
   DecodeResult r = codec_->batch_decode({a, b}, 3);
   EXPECT_EQ(r.audio_lengths, (std::vector<int64_t>{20, 28}));
-  expect_error([&] { codec_->batch_decode({a, b}, 4); }, "entry 1 has only 3 codebooks");
+  expect_error([&] { codec_->batch_decode({a, b}, 4); }, "entry 1 (shape (3, 7))");
   CodeTensor a3({3, 5}, std::vector<int32_t>(a.data.begin(), a.data.begin() + 15));
-  EXPECT_EQ(codec_->batch_decode({a3}).audio.data, std::vector<float>(r.audio.data.begin(), r.audio.data.begin() + 20));
+  EXPECT_EQ(codec_->batch_decode({a3}, 3).audio.data,
+            std::vector<float>(r.audio.data.begin(), r.audio.data.begin() + 20));
+  expect_error([&] { codec_->batch_decode({CodeTensor({4, 2, 3})}); }, "must be one sequence (batch size 1)");
 }
 
 TEST_F(TinyCodec, BadInputGetsClearErrors) {
@@ -94,7 +97,7 @@ TEST_F(TinyCodec, BadInputGetsClearErrors) {
   expect_error([&] { codec_->decode(codes, {.num_quantizers = 5}); }, "num_quantizers = 5 is outside 1..4");
   expect_error([&] { codec_->encode(audio(1, 8, 1), {.num_quantizers = 9}); }, "outside 1..4");
   CodeTensor five({5, 1, 5}, std::vector<int32_t>(25, 0));
-  expect_error([&] { codec_->decode(five); }, "5 codebooks; this checkpoint has 1..4");
+  expect_error([&] { codec_->decode(five); }, "accepted layouts are (NQ, T), (T, NQ), (NQ, B, T) and (B, T, NQ) with NQ = 4");
   expect_error([&] { codec_->decode(codes, {.lengths = std::vector<int64_t>{6}}); }, "lengths[0] = 6 is outside 0..5");
   expect_error([&] { codec_->decode(codes, {.lengths = std::vector<int64_t>{-1}}); }, "lengths[0] = -1");
   expect_error([&] { codec_->decode(codes, {.lengths = std::vector<int64_t>{1, 2}}); }, "2 entries for a batch of 1");
@@ -102,7 +105,7 @@ TEST_F(TinyCodec, BadInputGetsClearErrors) {
   expect_error([&] { codec_->decode(codes, {.padding_mask = bad_mask}); }, "holds only 0 and 1");
   expect_error([&] { codec_->decode(codes, {.padding_mask = BasicTensor<int64_t>({1, 4})}); }, "padding_mask has shape (1, 4)");
   expect_error([&] { codec_->decode(CodeTensor({4, 0, 5})); }, "batch is empty");
-  expect_error([&] { codec_->decode(CodeTensor({4})); }, "expected (num_quantizers, batch, frames)");
+  expect_error([&] { codec_->decode(CodeTensor({4})); }, "accepted layouts");
   expect_error([&] { codec_->encode(Tensor({0, 1, 8})); }, "batch is empty");
   expect_error([&] { codec_->encode(Tensor({1, 2, 8})); }, "2 channels; this checkpoint takes 1");
   expect_error([&] { codec_->encode(Tensor({1, 1, 1, 8})); }, "expected (batch, 1, samples)");
@@ -118,7 +121,6 @@ TEST_F(TinyCodec, BadInputGetsClearErrors) {
   expect_error([&] { codec_->batch_encode({}); }, "list of waveforms is empty");
   expect_error([&] { codec_->batch_decode({}); }, "list of codes is empty");
   expect_error([&] { codec_->batch_encode({Tensor({2, 8})}); }, "waveform 0 has shape (2, 8)");
-  expect_error([&] { codec_->batch_decode({CodeTensor({4, 1, 2})}); }, "entry 0 has shape (4, 1, 2)");
 }
 
 TEST_F(TinyCodec, ChunkDurationArgumentRules) {

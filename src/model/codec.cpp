@@ -7,6 +7,7 @@
 
 #include "model/codec_impl.h"
 #include "model/patch.h"
+#include "moss_codec/code_layout.h"
 #include "streaming/stream_impl.h"
 
 namespace moss {
@@ -308,24 +309,25 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
   return res;
 }
 
-DecodeResult Codec::decode(const CodeTensor& codes, const DecodeOptions& opt) const {
+// Resolves the layout of `in` and returns the canonical (R, B, T) codes: `in`
+// itself when already canonical with exactly R codebooks, else a copy in `copy`.
+static const CodeTensor& canonical_codes(const CodeTensor& in, int Q, std::optional<int> requested, CodeTensor& copy,
+                                         CodeLayout* layout_out = nullptr) {
+  const CodeLayout l = resolve_code_layout(in.shape, Q, requested);
+  if (layout_out) *layout_out = l;
+  const int64_t R = requested.value_or(Q);
+  if (l.nq_first && l.nq == R && in.rank() == 3 && int64_t(in.data.size()) == in.numel()) return in;
+  copy = to_canonical(in, l, R);
+  return copy;
+}
+
+DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) const {
   const CodecConfig& c = impl_->config;
-  int64_t NQ, B, T;
-  if (codes.rank() == 3) {
-    NQ = codes.dim(0), B = codes.dim(1), T = codes.dim(2);
-  } else if (codes.rank() == 2) {
-    NQ = codes.dim(0), B = 1, T = codes.dim(1);
-  } else {
-    throw Error("codes have shape " + shape_to_string(codes.shape) + "; expected (num_quantizers, batch, frames) or (num_quantizers, frames)");
-  }
-  if (int64_t(codes.data.size()) != NQ * B * T)
-    throw Error("codes hold " + std::to_string(codes.data.size()) + " values but their shape " +
-                shape_to_string(codes.shape) + " needs " + std::to_string(NQ * B * T));
+  CodeTensor copy;
+  const CodeTensor& codes = canonical_codes(input, c.quantizer.num_quantizers, opt.num_quantizers, copy);
+  const int64_t B = codes.dim(1), T = codes.dim(2);
+  const int nq = int(codes.dim(0));
   if (B < 1) throw Error("codes batch is empty");
-  const int Q = c.quantizer.num_quantizers;
-  if (NQ < 1 || NQ > Q)
-    throw Error("codes have " + std::to_string(NQ) + " codebooks; this checkpoint has 1.." + std::to_string(Q));
-  const int nq = impl_->resolve_num_quantizers(opt.num_quantizers, NQ);
   std::vector<int64_t> lengths = resolve_lengths(opt.lengths, opt.padding_mask, B, T, "frames");
   if (opt.chunk_duration) check_chunk_duration(c, *opt.chunk_duration, B);
   for (int64_t b = 0; b < B; ++b) {
@@ -374,28 +376,21 @@ DecodeResult Codec::decode(const CodeTensor& codes, const DecodeOptions& opt) co
 void Codec::streaming_decode(const CodeTensor& codes, int64_t chunk_tokens, const std::function<void(Tensor&&)>& on_chunk,
                              std::optional<int> num_quantizers) const {
   if (chunk_tokens <= 0) throw Error("streaming_decode: chunk_tokens must be > 0, got " + std::to_string(chunk_tokens));
-  int64_t NQ, T;
-  if (codes.rank() == 2) {
-    NQ = codes.dim(0), T = codes.dim(1);
-  } else if (codes.rank() == 3 && codes.dim(1) == 1) {
-    NQ = codes.dim(0), T = codes.dim(2);
-  } else if (codes.rank() == 3) {
-    throw Error("streaming_decode takes batch size 1, got codes of shape " + shape_to_string(codes.shape));
-  } else {
-    throw Error("streaming_decode: codes have shape " + shape_to_string(codes.shape) + "; expected (num_quantizers, frames)");
-  }
-  if (int64_t(codes.data.size()) != NQ * T) throw Error("streaming_decode: codes hold the wrong number of values");
   const CodecConfig& c = impl_->config;
-  if (NQ < 1 || NQ > c.quantizer.num_quantizers)
-    throw Error("codes have " + std::to_string(NQ) + " codebooks; this checkpoint has 1.." +
-                std::to_string(c.quantizer.num_quantizers));
-  const int nq = impl_->resolve_num_quantizers(num_quantizers, NQ);
+  CodeTensor copy;
+  CodeLayout layout;
+  const CodeTensor& canon = canonical_codes(codes, c.quantizer.num_quantizers, num_quantizers, copy, &layout);
+  if (layout.batch != 1)
+    throw Error("streaming_decode takes batch size 1; codes of shape " + shape_to_string(codes.shape) +
+                " resolve to batch size " + std::to_string(layout.batch));
+  const int nq = int(canon.dim(0));
+  const int64_t T = layout.frames;
   DecoderStream::Impl stream(*impl_, nq);
   const int64_t C = c.channels();
   std::vector<float> interleaved;
   for (int64_t start = 0; start < T; start += chunk_tokens) {
     interleaved.clear();
-    stream.push(codes.data.data() + start, nq, std::min(chunk_tokens, T - start), T, interleaved);
+    stream.push(canon.data.data() + start, nq, std::min(chunk_tokens, T - start), T, interleaved);
     const int64_t n = int64_t(interleaved.size()) / C;
     Tensor chunk({1, C, n});
     for (int64_t t = 0; t < n; ++t)
@@ -432,34 +427,31 @@ EncodeResult Codec::batch_encode(const std::vector<Tensor>& wavs, std::optional<
 
 DecodeResult Codec::batch_decode(const std::vector<CodeTensor>& list, std::optional<int> num_quantizers) const {
   if (list.empty()) throw Error("batch_decode: the list of codes is empty");
+  const int Q = impl_->config.quantizer.num_quantizers;
+  const int nq = num_quantizers.value_or(Q);
+  std::vector<CodeTensor> entries;
   int64_t T = 0;
   for (size_t i = 0; i < list.size(); ++i) {
-    if (list[i].rank() != 2 || int64_t(list[i].data.size()) != list[i].numel())
-      throw Error("batch_decode: entry " + std::to_string(i) + " has shape " + shape_to_string(list[i].shape) +
-                  "; expected (num_quantizers, frames)");
-    T = std::max(T, list[i].dim(1));
-  }
-  int nq;
-  if (!num_quantizers) {
-    nq = int(list[0].dim(0));
-    for (size_t i = 1; i < list.size(); ++i)
-      if (list[i].dim(0) != nq)
-        throw Error("batch_decode: entries have different codebook counts (" + std::to_string(nq) + " and " +
-                    std::to_string(list[i].dim(0)) + " at entry " + std::to_string(i) +
-                    "); pass num_quantizers to decode a common prefix");
-  } else {
-    nq = *num_quantizers;
-    for (size_t i = 0; i < list.size(); ++i)
-      if (list[i].dim(0) < nq)
-        throw Error("batch_decode: num_quantizers = " + std::to_string(nq) + " but entry " + std::to_string(i) + " has only " +
-                    std::to_string(list[i].dim(0)) + " codebooks");
+    CodeLayout layout;
+    CodeTensor copy;
+    try {
+      const CodeTensor& canon = canonical_codes(list[i], Q, num_quantizers, copy, &layout);
+      if (layout.batch != 1)
+        throw Error("resolves to batch size " + std::to_string(layout.batch) +
+                    "; each batch_decode entry must be one sequence (batch size 1)");
+      entries.push_back(CodeTensor({nq, layout.frames}, &canon == &copy ? std::move(copy.data) : canon.data));
+    } catch (const Error& e) {
+      throw Error("batch_decode: entry " + std::to_string(i) + " (shape " + shape_to_string(list[i].shape) + "): " + e.what());
+    }
+    T = std::max(T, layout.frames);
   }
   const int64_t B = int64_t(list.size());
   CodeTensor codes({int64_t(nq), B, T});
   DecodeOptions opt;
+  opt.num_quantizers = nq;  // canonical (nq, B, T) with R = nq always resolves NQ-first
   opt.lengths = std::vector<int64_t>(size_t(B));
   for (int64_t b = 0; b < B; ++b) {
-    const CodeTensor& e = list[size_t(b)];
+    const CodeTensor& e = entries[size_t(b)];
     const int64_t L = e.dim(1);
     (*opt.lengths)[size_t(b)] = L;
     for (int i = 0; i < nq; ++i)
