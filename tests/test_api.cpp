@@ -134,10 +134,10 @@ TEST_F(TinyCodec, ChunkDurationArgumentRules) {
 }
 
 TEST(Load, ErrorsSayWhatIsWrong) {
-  expect_error([] { Codec::load("/nonexistent/checkpoint"); }, "not a checkpoint folder");
+  expect_error([] { Codec::load("/nonexistent/checkpoint"); }, "no such checkpoint folder");
   TempDir dir;
   fs::copy(fixture("tiny") / "config.json", dir / "config.json");
-  expect_error([&] { Codec::load(dir.path()); }, "no weights found");
+  expect_error([&] { Codec::load(dir.path()); }, "plus *.safetensors) found; looked in");
   // An unexpected tensor is listed; a missing one is named.
   SafetensorsFile src = SafetensorsFile::open(fixture("tiny") / "model.safetensors");
   std::vector<TensorToWrite> tensors;

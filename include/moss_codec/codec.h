@@ -60,11 +60,34 @@ struct DecodeResult {
   std::vector<int64_t> audio_lengths;  // (B): code length * downsample_rate
 };
 
+// Finds the codec checkpoint folder for `path_or_id`: a checkpoint folder; a
+// TTS checkpoint folder whose codec sits in audio_tokenizer/,
+// moss_audio_tokenizer/ or codec/ (first that holds a config with encoder and
+// decoder module lists, and weights); or a repo id owner/name in the local
+// Hugging Face cache ($HF_HOME/hub, default ~/.cache/huggingface/hub, snapshot
+// named by refs/main). The error says everywhere it looked.
+std::filesystem::path resolve_checkpoint(const std::string& path_or_id);
+
 class Codec {
  public:
-  // Loads `dir` (config.json + safetensors: single file, sharded index, or every
-  // *.safetensors in the folder). Throws moss::Error naming what is wrong.
-  static std::shared_ptr<const Codec> load(const std::filesystem::path& dir, const LoadOptions& options = {});
+  // Loads the checkpoint resolve_checkpoint(path_or_id) finds (config.json +
+  // safetensors: single file, sharded index, or every *.safetensors in the
+  // folder). Throws moss::Error naming what is wrong.
+  static std::shared_ptr<const Codec> load(const std::string& path_or_id, const LoadOptions& options = {});
+  static std::shared_ptr<const Codec> load(const std::filesystem::path& dir, const LoadOptions& options = {}) {
+    return load(dir.string(), options);
+  }
+  static std::shared_ptr<const Codec> load(const char* path_or_id, const LoadOptions& options = {}) {
+    return load(std::string(path_or_id), options);
+  }
+
+  // The folder the weights were loaded from.
+  const std::filesystem::path& checkpoint_dir() const;
+
+  // Writes the config as canonical JSON (model_type moss_audio_tokenizer, sorted
+  // keys, only meaningful fields) that loads back to an identical model. An
+  // existing file is replaced only with overwrite = true.
+  void save_config(const std::filesystem::path& path, bool overwrite = false) const;
 
   ~Codec();
   Codec(const Codec&) = delete;

@@ -34,6 +34,7 @@ struct TransformerConfig {
   bool uses_rope() const { return positional == PositionalKind::Rope || positional == PositionalKind::SinRope; }
   bool uses_sin() const { return positional == PositionalKind::Sin || positional == PositionalKind::SinRope; }
   int head_dim() const { return d_model / num_heads; }
+  bool operator==(const TransformerConfig&) const = default;
   // Hidden width of the FFN (gated: H of SPEC section 5; plain: dim_feedforward).
   int ffn_hidden() const;
 };
@@ -42,6 +43,7 @@ struct ModuleConfig {
   enum class Kind { Patch, Transformer } kind = Kind::Patch;
   int patch_size = 1;             // Patch only
   TransformerConfig transformer;  // Transformer only
+  bool operator==(const ModuleConfig&) const = default;
 };
 
 struct QuantizerConfig {
@@ -53,6 +55,7 @@ struct QuantizerConfig {
   int codebook_size = 0;
   int codebook_dim = 0;
   bool is_lfq() const { return kind == QuantizerKind::Rlfq || kind == QuantizerKind::RandomPrefixRlfq; }
+  bool operator==(const QuantizerConfig&) const = default;
 };
 
 struct CodecConfig {
@@ -70,6 +73,12 @@ struct CodecConfig {
   int channels() const { return number_channels; }
   bool interleaved() const { return channel_interleave && number_channels > 1; }
   double frame_rate() const { return double(sampling_rate) / downsample_rate; }
+
+  bool operator==(const CodecConfig&) const = default;
+
+  // Canonical JSON: model_type moss_audio_tokenizer, sorted keys, only the
+  // fields that change the model; parse(to_json()) == *this.
+  std::string to_json() const;
 
   // Parses and validates; errors name `source` and the offending field.
   static CodecConfig parse(const std::string& json_text, const std::string& source = "config.json");

@@ -311,6 +311,49 @@ CodecConfig CodecConfig::parse(const std::string& text, const std::string& sourc
   return c;
 }
 
+static json module_json(const ModuleConfig& m) {
+  if (m.kind == ModuleConfig::Kind::Patch) return {{"module_type", "PatchedPretransform"}, {"patch_size", m.patch_size}};
+  const TransformerConfig& t = m.transformer;
+  json j = {{"module_type", "Transformer"},
+            {"input_dimension", t.input_dimension},
+            {"output_dimension", t.output_dimension},
+            {"d_model", t.d_model},
+            {"num_heads", t.num_heads},
+            {"num_layers", t.num_layers},
+            {"dim_feedforward", t.dim_feedforward},
+            {"causal", t.causal},
+            {"norm", to_string(t.norm)},
+            {"positional_embedding", to_string(t.positional)},
+            {"max_period", t.max_period},
+            {"gating", t.gating ? to_string(*t.gating) : "none"},
+            {"layer_scale", t.layer_scale ? json(*t.layer_scale) : json(nullptr)},
+            {"conv_layout", t.conv_layout}};
+  if (t.context_duration) j["context_duration"] = *t.context_duration;
+  return j;
+}
+
+std::string CodecConfig::to_json() const {
+  json j;
+  j["model_type"] = "moss_audio_tokenizer";
+  j["sampling_rate"] = sampling_rate;
+  j["downsample_rate"] = downsample_rate;
+  j["causal_transformer_context_duration"] = context_duration;
+  // number_channels also marks a config as v2-style (round-half-to-even windows).
+  if (v2_style || number_channels != 1 || !channel_interleave) {
+    j["number_channels"] = number_channels;
+    j["enable_channel_interleave"] = channel_interleave;
+  }
+  j["encoder_kwargs"] = json::array();
+  for (auto& m : encoder) j["encoder_kwargs"].push_back(module_json(m));
+  j["decoder_kwargs"] = json::array();
+  for (auto& m : decoder) j["decoder_kwargs"].push_back(module_json(m));
+  j["quantizer_kwargs"] = {{"quantizer_type", to_string(quantizer.kind)}, {"input_dim", quantizer.input_dim},
+                           {"rvq_dim", quantizer.rvq_dim},                {"output_dim", quantizer.output_dim},
+                           {"num_quantizers", quantizer.num_quantizers},  {"codebook_size", quantizer.codebook_size},
+                           {"codebook_dim", quantizer.codebook_dim}};
+  return j.dump(2) + "\n";
+}
+
 CodecConfig CodecConfig::load(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw Error(path.string() + ": cannot open config");

@@ -1,6 +1,9 @@
 // moss::Codec: argument checking, batching and the offline encode/decode paths.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <cstring>
 #include <omp.h>
 #include <sstream>
@@ -50,10 +53,9 @@ std::vector<ChainModule> build_chain(const std::vector<ModuleConfig>& modules, W
 
 }  // namespace
 
-std::shared_ptr<const Codec> Codec::load(const fs::path& dir, const LoadOptions& options) {
+std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const LoadOptions& options) {
   set_num_threads(options.threads);
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": not a checkpoint folder (expected config.json and *.safetensors)");
+  const fs::path dir = resolve_checkpoint(path_or_id);
   auto impl = std::make_unique<Impl>();
   impl->config = CodecConfig::load(dir / "config.json");
   impl->weights = WeightStore::open(dir);
@@ -69,6 +71,29 @@ std::shared_ptr<const Codec> Codec::load(const fs::path& dir, const LoadOptions&
     throw Error(dir.string() + ": unexpected tensors not used by this config: " + list);
   }
   return std::shared_ptr<const Codec>(new Codec(std::move(impl)));
+}
+
+const fs::path& Codec::checkpoint_dir() const { return impl_->weights->dir(); }
+
+void Codec::save_config(const fs::path& path, bool overwrite) const {
+  std::error_code ec;
+  if (fs::exists(path, ec) && !overwrite) throw Error(path.string() + ": already exists (pass overwrite to replace it)");
+  const std::string text = impl_->config.to_json();
+  // Write beside the target and rename, so a failure never leaves a torn file.
+  const fs::path tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out.flush()) {
+      fs::remove(tmp, ec);
+      throw Error(path.string() + ": cannot write config");
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(path.string() + ": cannot write config: " + ec.message());
+  }
 }
 
 std::vector<int64_t> Codec::encoder_module_upsampling() const {

@@ -1,0 +1,127 @@
+// Model resolution, save_config and the quantization guard.
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "moss_codec/codec.h"
+#include "moss_codec/quantization.h"
+#include "test_util.h"
+
+namespace moss::test {
+
+static void copy_checkpoint(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  for (auto& e : fs::directory_iterator(from))
+    if (e.path().filename() == "config.json" || e.path().extension() == ".safetensors" ||
+        e.path().filename() == "model.safetensors.index.json")
+      fs::copy(e.path(), to / e.path().filename());
+}
+
+TEST(Resolution, FolderAndTtsSubfolders) {
+  EXPECT_EQ(resolve_checkpoint(fixture("tiny").string()), fixture("tiny"));
+  TempDir tts;
+  std::ofstream(tts / "config.json") << R"({"model_type": "moss_tts", "hidden_size": 8})";  // not a codec config
+  copy_checkpoint(fixture("tiny"), tts / "codec");
+  EXPECT_EQ(resolve_checkpoint(tts.path().string()), tts / "codec");
+  // audio_tokenizer comes first; a subfolder without weights does not count.
+  fs::create_directories(tts / "moss_audio_tokenizer");
+  fs::copy(fixture("tiny") / "config.json", tts / "moss_audio_tokenizer" / "config.json");
+  EXPECT_EQ(resolve_checkpoint(tts.path().string()), tts / "codec");
+  copy_checkpoint(fixture("variants"), tts / "audio_tokenizer");
+  EXPECT_EQ(resolve_checkpoint(tts.path().string()), tts / "audio_tokenizer");
+  auto codec = Codec::load(tts.path());
+  EXPECT_EQ(codec->checkpoint_dir(), tts / "audio_tokenizer");
+  EXPECT_EQ(codec->config().quantizer.kind, QuantizerKind::Rvq);
+  TempDir empty;
+  expect_error([&] { resolve_checkpoint(empty.path().string()); }, (empty / "codec").string());
+  expect_error([] { resolve_checkpoint("/no/such/folder"); }, "no such checkpoint folder");
+}
+
+class HfHome : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* old = std::getenv("HF_HOME");
+    if (old) saved_ = old;
+    setenv("HF_HOME", home_.path().c_str(), 1);
+  }
+  void TearDown() override {
+    if (saved_) setenv("HF_HOME", saved_->c_str(), 1);
+    else unsetenv("HF_HOME");
+  }
+  TempDir home_;
+  std::optional<std::string> saved_;
+};
+
+TEST_F(HfHome, RepoIdFromTheLocalCache) {
+  const fs::path repo = home_ / "hub" / "models--OpenMOSS-Team--MOSS-Audio-Tokenizer";
+  expect_error([] { resolve_checkpoint("OpenMOSS-Team/MOSS-Audio-Tokenizer"); },
+               (repo / "refs" / "main").string());
+  fs::create_directories(repo / "refs");
+  std::ofstream(repo / "refs" / "main") << "abc123\n";
+  copy_checkpoint(fixture("tiny"), repo / "snapshots" / "abc123");
+  EXPECT_EQ(resolve_checkpoint("OpenMOSS-Team/MOSS-Audio-Tokenizer"), repo / "snapshots" / "abc123");
+  EXPECT_NO_THROW(Codec::load("OpenMOSS-Team/MOSS-Audio-Tokenizer"));
+  // A TTS repo whose snapshot holds the codec in a subfolder.
+  const fs::path tts = home_ / "hub" / "models--OpenMOSS-Team--MOSS-TTS";
+  fs::create_directories(tts / "refs");
+  std::ofstream(tts / "refs" / "main") << "def456";
+  copy_checkpoint(fixture("tiny"), tts / "snapshots" / "def456" / "audio_tokenizer");
+  EXPECT_EQ(resolve_checkpoint("OpenMOSS-Team/MOSS-TTS"), tts / "snapshots" / "def456" / "audio_tokenizer");
+}
+
+TEST(SaveConfig, CanonicalAndLoadsBackIdentical) {
+  for (const char* name : {"tiny", "variants", "stereo-48k-v2", "small-24k"}) {
+    SCOPED_TRACE(name);
+    auto codec = Codec::load(fixture(name));
+    TempDir dir;
+    copy_checkpoint(fixture(name), dir.path());
+    fs::remove(dir / "config.json");
+    codec->save_config(dir / "config.json");
+    std::ifstream in(dir / "config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["model_type"], "moss_audio_tokenizer");
+    EXPECT_FALSE(j.contains("auto_map"));
+    EXPECT_FALSE(j.contains("sample_rate"));
+    auto again = Codec::load(dir.path());
+    EXPECT_TRUE(again->config() == codec->config());
+    // Same model: identical outputs.
+    const int64_t C = codec->config().channels(), N = 8 * codec->config().downsample_rate;
+    Tensor audio({1, C, N}, random_floats(size_t(C * N), 9, 0.3f));
+    EXPECT_EQ(again->encode(audio).codes.data, codec->encode(audio).codes.data);
+    // Nothing is overwritten without asking.
+    expect_error([&] { codec->save_config(dir / "config.json"); }, "already exists");
+    EXPECT_NO_THROW(codec->save_config(dir / "config.json", /*overwrite=*/true));
+  }
+  // Keys are sorted.
+  const std::string text = CodecConfig::load(fixture("tiny") / "config.json").to_json();
+  EXPECT_LT(text.find("\"causal_transformer_context_duration\""), text.find("\"decoder_kwargs\""));
+  EXPECT_LT(text.find("\"downsample_rate\""), text.find("\"encoder_kwargs\""));
+}
+
+TEST(QuantizationGuard, OnlyTransformerMatrices) {
+  for (const char* yes : {"encoder.1.input_proj.weight", "decoder.2.output_proj.weight",
+                          "encoder.3.transformer.layers.11.self_attn.in_projs.0.weight",
+                          "decoder.0.transformer.layers.0.self_attn.out_proj.weight",
+                          "encoder.1.transformer.layers.0.linear1.weight", "decoder.0.transformer.layers.2.ffn.2.weight",
+                          "encoder.1.transformer.layers.0.gating.linear_in.weight"})
+    EXPECT_TRUE(may_use_reduced_precision(yes)) << yes;
+  for (const char* no : {"quantizer.quantizers.0.codebook.weight", "quantizer.quantizers.31.codebook.weight",
+                         "quantizer.input_proj.parametrizations.weight.original1", "quantizer.quantizers.0.in_proj.bias",
+                         "encoder.1.transformer.layers.0.norm1.weight", "encoder.1.transformer.layers.0.norm1.alpha",
+                         "encoder.1.transformer.layers.0.layer_scale_1.scale", "encoder.1.transformer.layers.0.norm2.bias",
+                         "something.else.weight"})
+    EXPECT_FALSE(may_use_reduced_precision(no)) << no;
+  // Every codebook of every fixture is refused.
+  for (const char* name : {"tiny", "small-24k"}) {
+    SafetensorsFile f = SafetensorsFile::open(fixture(name) / "model.safetensors");
+    int codebooks = 0;
+    for (auto& [tensor, v] : f.tensors())
+      if (tensor.find("codebook") != std::string::npos) {
+        ++codebooks;
+        EXPECT_FALSE(may_use_reduced_precision(tensor)) << tensor;
+      }
+    EXPECT_GT(codebooks, 0);
+  }
+}
+
+}  // namespace moss::test
