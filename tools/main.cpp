@@ -1,77 +1,85 @@
 // moss-codec command-line tool. Uses only the public API.
 #include <CLI/CLI.hpp>
-#include <chrono>
-#include <cmath>
 #include <iostream>
 
 #include "check_fixtures.h"
-#include "moss_codec/codec.h"
+#include "commands.h"
 
-namespace {
+namespace moss::cli {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+Runner add_check_fixtures(CLI::App& app, const Common&) {
+  auto* cmd = app.add_subcommand("check-fixtures", "Run reference fixture folders through the public API and compare");
+  auto dirs = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("dirs", *dirs, "Fixture folders (checkpoint + cases.json + cases.safetensors)")->required();
+  cmd->footer("Example:\n  moss-codec check-fixtures ../shared/fixtures/*/");
+  return [dirs]() {
+    tools::FixtureTotals t = tools::check_fixtures(*dirs, std::cout);
+    return t.failed == 0 && t.passed > 0 ? int(kOk) : int(kBadInput);
+  };
 }
 
-int run_demo(const std::string& model, double seconds) {
-  auto t0 = std::chrono::steady_clock::now();
-  auto codec = moss::Codec::load(model);
-  const double load_s = seconds_since(t0);
-  const auto& cfg = codec->config();
-  const int64_t C = cfg.channels(), N = std::max<int64_t>(1, std::llround(seconds * cfg.sampling_rate));
-  moss::Tensor audio({1, C, N});
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t n = 0; n < N; ++n) {
-      const double t = double(n) / cfg.sampling_rate;  // a chirp sweeping up to a quarter of the rate
-      audio.data[size_t(c * N + n)] = float(0.5 * std::sin(2 * M_PI * (0.05 + 0.2 * t / seconds) * cfg.sampling_rate * t / 2));
-    }
-  t0 = std::chrono::steady_clock::now();
-  moss::EncodeResult enc = codec->encode(audio);
-  const double enc_s = seconds_since(t0);
-  t0 = std::chrono::steady_clock::now();
-  moss::DecodeResult dec = codec->decode(enc.codes, {.lengths = enc.code_lengths});
-  const double dec_s = seconds_since(t0);
-  std::cout << "model     " << model << " (" << cfg.sampling_rate << " Hz, " << C << " channel(s), "
-            << cfg.quantizer.num_quantizers << " x " << cfg.quantizer.codebook_size << " codebooks)\n"
-            << "input     " << N << " samples per channel (" << seconds << " s)\n"
-            << "codes     " << moss::shape_to_string(enc.codes.shape) << ", " << enc.code_lengths[0] << " valid frames\n"
-            << "audio     " << moss::shape_to_string(dec.audio.shape) << ", " << dec.audio_lengths[0] << " valid samples\n"
-            << "timings   load " << load_s * 1e3 << " ms, encode " << enc_s * 1e3 << " ms, decode " << dec_s * 1e3
-            << " ms\n";
-  return 0;
-}
-
-}  // namespace
+}  // namespace moss::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"moss-codec: MOSS Audio Tokenizer inference engine"};
+  using namespace moss::cli;
+  CLI::App app{"moss-codec: MOSS Audio Tokenizer inference engine (encode audio to codes and back)"};
   app.require_subcommand(1);
-  int threads = 0;
-  app.add_option("--threads", threads, "Threads for matrix products and attention (default: all cores)");
+  app.footer(
+      "Exit codes: 0 ok, 1 usage, 2 bad input (audio, codes, config, failed fixture), 3 model error,\n"
+      "4 output error (exists without --force, is an input, cannot be written), 5 internal error.");
+  Common common;
+  app.add_option("-m,--model", common.model, "Checkpoint folder, TTS folder with a codec subfolder, or owner/name in the HF cache")
+      ->envname("MOSS_CODEC_MODEL");
+  app.add_option("-t,--threads", common.threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
+  app.add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
+  app.add_flag("-v,--verbose", common.verbose, "Print more about what happens");
+  app.add_flag("--json", common.json, "Print a one-line JSON summary for scripts");
+  app.add_flag("-f,--force", common.force, "Replace an existing output");
+  // Global options may also follow the subcommand.
+  app.fallthrough();
 
-  auto* check = app.add_subcommand("check-fixtures", "Run reference fixture folders through the public API and compare");
-  std::vector<std::string> dirs;
-  check->add_option("dirs", dirs, "Fixture folders (checkpoint + cases.json + cases.safetensors)")->required();
-  check->footer("Example:\n  moss-codec check-fixtures ../shared/fixtures/*/");
+  std::vector<std::pair<CLI::App*, Runner>> commands;
+  auto add = [&](Runner (*fn)(CLI::App&, const Common&)) {
+    const size_t before = app.get_subcommands({}).size();
+    Runner r = fn(app, common);
+    commands.push_back({app.get_subcommands({})[before], std::move(r)});
+  };
+  add(add_encode);
+  add(add_decode);
+  add(add_roundtrip);
+  add(add_info);
+  add(add_init_random);
+  add(add_check_fixtures);
 
-  auto* demo = app.add_subcommand("demo", "Round-trip a synthetic 1 s chirp through a checkpoint and report timings");
-  std::string demo_model;
-  double demo_seconds = 1.0;
-  demo->add_option("--model", demo_model, "Checkpoint folder")->required();
-  demo->add_option("--seconds", demo_seconds, "Length of the test signal")->check(CLI::Range(0.01, 3600.0));
-  demo->footer("Example:\n  moss-codec demo --model ../shared/fixtures/tiny");
-
-  CLI11_PARSE(app, argc, argv);
-  moss::set_num_threads(threads);
   try {
-    if (check->parsed()) {
-      moss::tools::FixtureTotals t = moss::tools::check_fixtures(dirs, std::cout);
-      return t.failed == 0 && t.passed > 0 ? 0 : 1;
-    }
-    if (demo->parsed()) return run_demo(demo_model, demo_seconds);
-  } catch (const std::exception& e) {
-    std::cerr << "moss-codec: " << e.what() << "\n";
-    return 2;
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kUsage;
   }
-  return 0;
+  if (common.quiet && common.verbose) {
+    std::cerr << "moss-codec: error: --quiet and --verbose exclude each other\n";
+    return kUsage;
+  }
+  moss::set_num_threads(common.threads);
+  for (auto& [cmd, run] : commands) {
+    if (!cmd->parsed()) continue;
+    try {
+      return run();
+    } catch (const CliError& e) {
+      std::cerr << "moss-codec " << cmd->get_name() << ": error: " << e.message << "\n";
+      return e.code;
+    } catch (const moss::Error& e) {
+      std::cerr << "moss-codec " << cmd->get_name() << ": error: " << e.what() << "\n";
+      return kBadInput;
+    } catch (const std::exception& e) {
+      std::cerr << "moss-codec " << cmd->get_name() << ": internal error: " << e.what() << "\n";
+      return kInternal;
+    }
+  }
+  return kUsage;
 }

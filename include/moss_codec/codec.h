@@ -84,6 +84,13 @@ class Codec {
   // The folder the weights were loaded from.
   const std::filesystem::path& checkpoint_dir() const;
 
+  struct WeightInfo {
+    int64_t encoder_parameters = 0, quantizer_parameters = 0, decoder_parameters = 0;
+    int64_t file_bytes = 0;    // bytes of tensor data in the checkpoint files
+    std::string dtypes;        // e.g. "F32" or "BF16+F32"
+  };
+  WeightInfo weight_info() const;
+
   // Writes the config as canonical JSON (model_type moss_audio_tokenizer, sorted
   // keys, only meaningful fields) that loads back to an identical model. An
   // existing file is replaced only with overwrite = true.
@@ -122,6 +129,11 @@ class Codec {
   explicit Codec(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Samples per channel in one chunk of `chunk_duration` seconds, checked by the
+// published rules: > 0, <= causal_transformer_context_duration, and a whole
+// number of frames (round(chunk_duration x sampling_rate) % downsample_rate == 0).
+int64_t chunk_samples(const CodecConfig& config, double chunk_duration);
 
 // Sets the number of threads used by all codecs (0: hardware default).
 void set_num_threads(int threads);

@@ -177,6 +177,12 @@ int64_t WeightStore::total_bytes() const {
   return n;
 }
 
+std::map<std::string, int64_t> WeightStore::element_counts() const {
+  std::map<std::string, int64_t> out;
+  for (auto& [name, v] : index_) out[name] = v->numel();
+  return out;
+}
+
 std::string WeightStore::dtype_summary() const {
   std::set<std::string> kinds;
   for (auto& [name, v] : index_) kinds.insert(to_string(v->dtype));

@@ -62,6 +62,8 @@ class WeightStore {
   const std::filesystem::path& dir() const { return dir_; }
   std::vector<std::string> files() const;
   int64_t total_bytes() const;
+  // Elements of every stored tensor, by name.
+  std::map<std::string, int64_t> element_counts() const;
   // Dtype of the first float tensor (for reports).
   std::string dtype_summary() const;
 

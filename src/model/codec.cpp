@@ -26,6 +26,21 @@ std::string shape_to_string(const std::vector<int64_t>& shape) {
   return os.str();
 }
 
+// SPEC section 8: chunked paths take a positive duration no longer than the
+// context, whose sample count is a whole number of frames.
+int64_t chunk_samples(const CodecConfig& c, double chunk) {
+  if (!(chunk > 0) || !std::isfinite(chunk)) throw Error("chunk_duration must be > 0, got " + std::to_string(chunk));
+  if (chunk > c.context_duration)
+    throw Error("chunk_duration (" + std::to_string(chunk) + " s) must be <= causal_transformer_context_duration (" +
+                std::to_string(c.context_duration) + " s)");
+  const int64_t samples = std::llround(chunk * c.sampling_rate);
+  if (samples <= 0) throw Error("chunk_duration " + std::to_string(chunk) + " s is too small: it rounds to 0 samples");
+  if (samples % c.downsample_rate != 0)
+    throw Error("chunk_duration x sampling_rate = " + std::to_string(samples) +
+                " samples must be divisible by downsample_rate " + std::to_string(c.downsample_rate));
+  return samples;
+}
+
 void set_num_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
@@ -74,6 +89,18 @@ std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const Lo
 }
 
 const fs::path& Codec::checkpoint_dir() const { return impl_->weights->dir(); }
+
+Codec::WeightInfo Codec::weight_info() const {
+  WeightInfo w;
+  for (auto& [name, n] : impl_->weights->element_counts()) {
+    if (name.rfind("encoder.", 0) == 0) w.encoder_parameters += n;
+    else if (name.rfind("quantizer.", 0) == 0) w.quantizer_parameters += n;
+    else w.decoder_parameters += n;
+  }
+  w.file_bytes = impl_->weights->total_bytes();
+  w.dtypes = impl_->weights->dtype_summary();
+  return w;
+}
 
 void Codec::save_config(const fs::path& path, bool overwrite) const {
   std::error_code ec;
@@ -213,18 +240,8 @@ std::vector<int64_t> resolve_lengths(const std::optional<std::vector<int64_t>>& 
   return out;
 }
 
-// SPEC section 8: chunked paths take a positive duration no longer than the
-// context, whose sample count is a whole number of frames, and batch size 1.
 void check_chunk_duration(const CodecConfig& c, double chunk, int64_t batch) {
-  if (!(chunk > 0) || !std::isfinite(chunk)) throw Error("chunk_duration must be > 0, got " + std::to_string(chunk));
-  if (chunk > c.context_duration)
-    throw Error("chunk_duration (" + std::to_string(chunk) + " s) must be <= causal_transformer_context_duration (" +
-                std::to_string(c.context_duration) + " s)");
-  const int64_t samples = std::llround(chunk * c.sampling_rate);
-  if (samples <= 0) throw Error("chunk_duration " + std::to_string(chunk) + " s is too small: it rounds to 0 samples");
-  if (samples % c.downsample_rate != 0)
-    throw Error("chunk_duration x sampling_rate = " + std::to_string(samples) +
-                " samples must be divisible by downsample_rate " + std::to_string(c.downsample_rate));
+  chunk_samples(c, chunk);
   if (batch != 1) throw Error("chunked encode/decode takes batch size 1, got " + std::to_string(batch));
 }
 

@@ -1,0 +1,15 @@
+#pragma once
+// NumPy .npy files for codes: written as little-endian int32, read from any
+// integer dtype (either byte order, C or Fortran order). The header is
+// validated before any data is touched.
+#include <filesystem>
+
+#include "moss_codec/tensor.h"
+
+namespace moss {
+
+// Values outside int32 are clamped (the codec then rejects them as out of range).
+CodeTensor read_npy_codes(const std::filesystem::path& path);
+void write_npy_codes(const std::filesystem::path& path, const CodeTensor& codes);
+
+}  // namespace moss

@@ -1,0 +1,73 @@
+#include "cli_common.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+namespace moss::cli {
+
+namespace fs = std::filesystem;
+
+OutputFile::OutputFile(const fs::path& target, const std::vector<fs::path>& inputs, bool force, bool is_dir)
+    : target_(target), is_dir_(is_dir) {
+  std::error_code ec;
+  for (const fs::path& in : inputs)
+    if (fs::exists(target, ec) && fs::exists(in, ec) && fs::equivalent(target, in, ec))
+      throw CliError{kOutputError, target.string() + ": is one of the inputs; refusing to overwrite it"};
+  if (fs::exists(target, ec) && !force)
+    throw CliError{kOutputError, target.string() + ": already exists (use --force to replace it)"};
+  if (fs::exists(target, ec) && is_dir != fs::is_directory(target, ec))
+    throw CliError{kOutputError, target.string() + ": exists and is " + (is_dir ? "not a folder" : "a folder")};
+  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) throw CliError{kOutputError, parent.string() + ": no such folder for the output"};
+  // Same folder (so rename is atomic) and same extension (libsndfile picks the format by it).
+  std::string name = ".";
+  name += target.stem().string();
+  name += ".tmp-";
+  name += std::to_string(::getpid());
+  name += target.extension().string();
+  temp_ = parent / name;
+}
+
+OutputFile::~OutputFile() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(temp_, ec);
+  }
+}
+
+void OutputFile::commit() {
+  std::error_code ec;
+  if (is_dir_ && fs::exists(target_, ec)) fs::remove_all(target_, ec);  // --force checked in the constructor
+  fs::rename(temp_, target_, ec);
+  if (ec) throw CliError{kOutputError, target_.string() + ": cannot move the output into place: " + ec.message()};
+  committed_ = true;
+}
+
+Progress::Progress(std::string label, bool enabled)
+    : label_(std::move(label)), enabled_(enabled && ::isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
+
+void Progress::update(double f) {
+  if (!enabled_ || seconds_since(start_) < 1.0) return;
+  const int width = 30, filled = int(f * width + 0.5);
+  std::fprintf(stderr, "\r%s [%s%s] %3d%%", label_.c_str(), std::string(size_t(filled), '#').c_str(),
+               std::string(size_t(width - filled), ' ').c_str(), int(f * 100 + 0.5));
+  std::fflush(stderr);
+  shown_ = true;
+}
+
+void Progress::done() {
+  if (shown_) {
+    update(1.0);
+    std::fprintf(stderr, "\n");
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void print_json(const nlohmann::json& j, bool to_stderr) { (to_stderr ? std::cerr : std::cout) << j.dump() << std::endl; }
+
+}  // namespace moss::cli

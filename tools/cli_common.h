@@ -1,0 +1,71 @@
+#pragma once
+// What every moss-codec command shares: exit codes, the safe-output rule,
+// progress on a terminal, and the --json summary line.
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace moss::cli {
+
+// Documented exit codes.
+enum Exit : int {
+  kOk = 0,
+  kUsage = 1,        // bad command line
+  kBadInput = 2,     // missing, unreadable or invalid input (audio, codes, config)
+  kModelError = 3,   // the model cannot be found or loaded
+  kOutputError = 4,  // output exists (without --force), is an input, or cannot be written
+  kInternal = 5,
+};
+
+struct CliError {
+  int code;
+  std::string message;
+};
+
+struct Common {
+  std::string model;  // --model or MOSS_CODEC_MODEL
+  int threads = 0;
+  bool quiet = false, verbose = false, json = false, force = false;
+};
+
+// An output written to a temporary file beside the target and renamed into
+// place on commit(), so no reader sees a torn file and a failure leaves the
+// old one untouched. Refuses an existing target without --force and any
+// target that is one of the inputs.
+class OutputFile {
+ public:
+  OutputFile(const std::filesystem::path& target, const std::vector<std::filesystem::path>& inputs, bool force,
+             bool is_dir = false);
+  ~OutputFile();
+  const std::filesystem::path& temp() const { return temp_; }
+  const std::filesystem::path& target() const { return target_; }
+  void commit();
+
+ private:
+  std::filesystem::path target_, temp_;
+  bool committed_ = false, is_dir_;
+};
+
+// A progress bar on stderr, shown only on a terminal and only once the work
+// has run for a second.
+class Progress {
+ public:
+  Progress(std::string label, bool enabled);
+  void update(double fraction);
+  void done();
+
+ private:
+  std::string label_;
+  bool enabled_, shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0);
+
+// Prints the --json summary line (stdout, or stderr when stdout carries data).
+void print_json(const nlohmann::json& j, bool to_stderr = false);
+
+}  // namespace moss::cli
