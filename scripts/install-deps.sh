@@ -13,6 +13,7 @@ PKGS=(
   libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev
+  clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for scripts/fuzz.sh
 )
 missing=()
 for p in "${PKGS[@]}"; do

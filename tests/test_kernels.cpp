@@ -3,6 +3,7 @@
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/positional.h"
+#include "kernels/vector_math.h"
 #include "model/patch.h"
 #include "test_util.h"
 
@@ -143,6 +144,26 @@ TEST(Attention, WindowedMatchesNaiveAndCachedChunksMatchWhole) {
   windowed_attention(full, q.data(), D, k.data(), v.data(), D, out.data(), D);
   const auto expect_full = naive_attention(q, k, v, n, heads, dh, 0, /*causal=*/false);
   for (int i = 0; i < n * D; ++i) ASSERT_NEAR(out[i], expect_full[i], 1e-5) << i;
+}
+
+}  // namespace moss::test
+
+namespace moss::test {
+
+TEST(VectorMath, ExpAndGeluAccuracy) {
+  double worst_exp = 0;
+  for (float x = -80.0f; x < 80.0f; x += 0.01337f)
+    worst_exp = std::max(worst_exp, std::fabs(vexp(x) - std::exp(double(x))) / std::exp(double(x)));
+  EXPECT_LT(worst_exp, 3e-7);
+  EXPECT_EQ(vexp(-200.0f) < 1e-37f, true);
+  std::vector<float> xs;
+  for (float x = -12.0f; x < 12.0f; x += 0.00731f) xs.push_back(x);
+  std::vector<float> g = xs;
+  activate_inplace(Activation::Gelu, g.data(), int64_t(g.size()));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double exact = 0.5 * xs[i] * (1.0 + std::erf(double(xs[i]) / std::sqrt(2.0)));
+    ASSERT_NEAR(g[i], exact, 2e-7 * std::max(1.0, std::fabs(double(xs[i])))) << xs[i];
+  }
 }
 
 }  // namespace moss::test

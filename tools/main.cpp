@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   add(add_info);
   add(add_init_random);
   add(add_check_fixtures);
+  add(add_bench);
 
   try {
     app.parse(argc, argv);

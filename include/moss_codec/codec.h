@@ -20,9 +20,19 @@
 
 namespace moss {
 
+// Per-call resource limits: a call beyond them is an error before anything is
+// allocated, not an out-of-memory kill.
+struct Limits {
+  int64_t max_batch = 64;             // rows per encode/decode call
+  double max_audio_seconds = 4 * 3600;  // per row, at the model's sampling rate
+};
+
 struct LoadOptions {
   // Threads used by matrix products and attention (0: library default).
   int threads = 0;
+  Limits limits;
+  // Scan every weight for NaN/Inf at load (one pass over the weights).
+  bool check_finite = true;
 };
 
 struct EncodeOptions {
@@ -101,6 +111,7 @@ class Codec {
   Codec& operator=(const Codec&) = delete;
 
   const CodecConfig& config() const;
+  const Limits& limits() const;
 
   // audio: (B, C, T), or (B, T) / (T) for single-channel checkpoints.
   EncodeResult encode(const Tensor& audio, const EncodeOptions& options = {}) const;

@@ -1,5 +1,6 @@
 #pragma once
 // Model configuration parsed from a published config.json (SPEC section 2).
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -58,6 +59,11 @@ struct QuantizerConfig {
   bool operator==(const QuantizerConfig&) const = default;
 };
 
+// The largest model a config may describe: 2^33 parameters (32 GiB as
+// float32). Larger configs are refused at parse time, before anything is
+// allocated for them.
+inline constexpr int64_t kMaxParameters = int64_t(1) << 33;
+
 struct CodecConfig {
   int sampling_rate = 0;
   int downsample_rate = 0;
@@ -73,6 +79,13 @@ struct CodecConfig {
   int channels() const { return number_channels; }
   bool interleaved() const { return channel_interleave && number_channels > 1; }
   double frame_rate() const { return double(sampling_rate) / downsample_rate; }
+  // Parameters the config describes (the tensors a checkpoint must hold).
+  int64_t parameter_count() const;
+  // Floating-point operations (2 per multiply-add) of encoding or decoding
+  // `frames` code frames offline: every matrix product plus windowed
+  // attention (each query against min(position + 1, window) keys).
+  double encode_flops(int64_t frames) const;
+  double decode_flops(int64_t frames) const;
 
   bool operator==(const CodecConfig&) const = default;
 

@@ -39,6 +39,8 @@ class SafetensorsFile {
   static constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
   static SafetensorsFile open(const std::filesystem::path& path);
+  // Parses bytes already in memory; `name` stands for the path in errors.
+  static SafetensorsFile from_bytes(std::vector<uint8_t> bytes, const std::string& name);
 
   const std::filesystem::path& path() const { return path_; }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
@@ -51,6 +53,8 @@ class SafetensorsFile {
   std::shared_ptr<MappedFile> mapping_;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
+
+  static SafetensorsFile parse(std::shared_ptr<MappedFile> mapping, const std::filesystem::path& path);
 };
 
 // Writes tensors (F32 or I64 payloads as raw little-endian bytes) to `path`.

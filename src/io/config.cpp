@@ -1,4 +1,6 @@
 // Parsing and validation of published config.json files (SPEC section 2).
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -308,7 +310,36 @@ CodecConfig CodecConfig::parse(const std::string& text, const std::string& sourc
         throw Error(source + ": a causal transformer at " + std::to_string(m.transformer.frame_rate) +
                     " frames/s gets an attention window of " + std::to_string(m.transformer.context) +
                     " frames; the context duration is too short");
+  if (c.parameter_count() > kMaxParameters)
+    throw Error(source + ": describes " + std::to_string(c.parameter_count()) + " parameters, beyond the limit of " +
+                std::to_string(kMaxParameters) + " (kMaxParameters)");
   return c;
+}
+
+int64_t CodecConfig::parameter_count() const {
+  // Terms are products of two values <= 2^30; sums and the per-layer product
+  // saturate at INT64_MAX instead of overflowing.
+  auto sat_add = [](int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; };
+  auto sat_mul = [](int64_t a, int64_t b) { return (a != 0 && b > INT64_MAX / a) ? INT64_MAX : a * b; };
+  int64_t n = 0;
+  for (auto* chain : {&encoder, &decoder})
+    for (auto& m : *chain) {
+      if (m.kind != ModuleConfig::Kind::Transformer) continue;
+      const TransformerConfig& t = m.transformer;
+      const int64_t d = t.d_model, h = t.ffn_hidden();
+      if (t.input_dimension != d) n = sat_add(n, int64_t(t.input_dimension) * d);
+      if (t.output_dimension != d) n = sat_add(n, int64_t(t.output_dimension) * d);
+      const int64_t ffn = sat_mul(t.gating ? 3 * d : 2 * d, h);
+      const int64_t norms = t.norm == NormKind::LayerNorm ? 4 * d : 2 * d;
+      const int64_t layer = sat_add(sat_add(sat_mul(4 * d, d), ffn), norms + (t.layer_scale ? 2 * d : 0));
+      n = sat_add(n, sat_mul(layer, t.num_layers));
+    }
+  const QuantizerConfig& q = quantizer;
+  auto conv = [](int64_t in, int64_t out) { return in == out ? 0 : in * out + 2 * out; };
+  n = sat_add(n, conv(q.input_dim, q.rvq_dim) + conv(q.rvq_dim, q.output_dim));
+  const int64_t per_book = sat_add(sat_mul(q.codebook_size, q.codebook_dim),
+                                   conv(q.rvq_dim, q.codebook_dim) + conv(q.codebook_dim, q.rvq_dim));
+  return sat_add(n, sat_mul(per_book, q.num_quantizers));
 }
 
 static json module_json(const ModuleConfig& m) {
@@ -352,6 +383,44 @@ std::string CodecConfig::to_json() const {
                            {"num_quantizers", quantizer.num_quantizers},  {"codebook_size", quantizer.codebook_size},
                            {"codebook_dim", quantizer.codebook_dim}};
   return j.dump(2) + "\n";
+}
+
+static double transformer_flops(const TransformerConfig& t, int64_t n) {
+  const double d = t.d_model, h = t.ffn_hidden();
+  double per_row = 0;
+  if (t.input_dimension != t.d_model) per_row += 2.0 * t.input_dimension * d;
+  if (t.output_dimension != t.d_model) per_row += 2.0 * t.output_dimension * d;
+  const double layer = 2.0 * (4 * d * d) + 2.0 * (t.gating ? 3 * d * h : 2 * d * h);
+  // Keys seen per query: min(p + 1, window), summed over positions 0..n-1.
+  double keys = 0;
+  const double w = t.causal ? double(t.context) : double(n);
+  const double full = std::min(double(n), w);
+  keys = full * (full + 1) / 2 + (double(n) - full) * w;
+  if (!t.causal) keys = double(n) * double(n);
+  return per_row * double(n) + t.num_layers * (layer * double(n) + 4.0 * d * keys);
+}
+
+static double chain_flops(const std::vector<ModuleConfig>& chain, int64_t rows, bool encoder) {
+  double f = 0;
+  for (auto& m : chain) {
+    if (m.kind == ModuleConfig::Kind::Patch) rows = encoder ? rows / m.patch_size : rows * m.patch_size;
+    else f += transformer_flops(m.transformer, rows);
+  }
+  return f;
+}
+
+double CodecConfig::encode_flops(int64_t frames) const {
+  const int64_t samples = frames * downsample_rate * (interleaved() ? number_channels : 1);
+  const QuantizerConfig& q = quantizer;
+  const double quant = 2.0 * frames *
+                       (double(q.input_dim) * q.rvq_dim +
+                        q.num_quantizers * (2.0 * q.rvq_dim * q.codebook_dim + double(q.codebook_size) * q.codebook_dim));
+  return chain_flops(encoder, samples, true) + quant;
+}
+
+double CodecConfig::decode_flops(int64_t frames) const {
+  const double quant = 2.0 * frames * double(quantizer.rvq_dim) * quantizer.output_dim;
+  return chain_flops(decoder, frames, false) + quant;
 }
 
 CodecConfig CodecConfig::load(const std::filesystem::path& path) {

@@ -31,6 +31,15 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
   return std::shared_ptr<MappedFile>(new MappedFile(static_cast<const uint8_t*>(p), size));
 }
 
-MappedFile::~MappedFile() { ::munmap(const_cast<uint8_t*>(data_), size_); }
+std::shared_ptr<MappedFile> MappedFile::from_bytes(std::vector<uint8_t> bytes) {
+  auto m = std::shared_ptr<MappedFile>(new MappedFile(nullptr, bytes.size()));
+  m->owned_ = std::move(bytes);
+  m->data_ = m->owned_.data();
+  return m;
+}
+
+MappedFile::~MappedFile() {
+  if (owned_.empty() && data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
 
 }  // namespace moss

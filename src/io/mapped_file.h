@@ -4,12 +4,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 namespace moss {
 
 class MappedFile {
  public:
   static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
+  // The same interface over bytes already in memory (fuzzing, tests).
+  static std::shared_ptr<MappedFile> from_bytes(std::vector<uint8_t> bytes);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -21,6 +24,7 @@ class MappedFile {
   MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}
   const uint8_t* data_;
   size_t size_;
+  std::vector<uint8_t> owned_;  // non-empty: not a mapping
 };
 
 }  // namespace moss

@@ -27,10 +27,12 @@ int64_t read_int(const unsigned char* p, int size, bool little, bool is_signed) 
 }  // namespace
 
 CodeTensor read_npy_codes(const fs::path& path) {
-  const std::string where = path.string();
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(where + ": cannot open");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) throw Error(path.string() + ": cannot open");
+  return parse_npy_codes(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), path.string());
+}
+
+CodeTensor parse_npy_codes(const std::string& bytes, const std::string& where) {
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw Error(where + ": not a .npy file (bad magic)");
   const unsigned char major = static_cast<unsigned char>(bytes[6]);
   size_t header_len, offset;

@@ -106,10 +106,17 @@ const TensorView& SafetensorsFile::at(const std::string& name) const {
   return *t;
 }
 
-SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
+SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) { return parse(MappedFile::open(path), path); }
+
+SafetensorsFile SafetensorsFile::from_bytes(std::vector<uint8_t> bytes, const std::string& name) {
+  if (bytes.empty()) throw Error(name + ": file is empty");
+  return parse(MappedFile::from_bytes(std::move(bytes)), name);
+}
+
+SafetensorsFile SafetensorsFile::parse(std::shared_ptr<MappedFile> mapping, const std::filesystem::path& path) {
   SafetensorsFile f;
   f.path_ = path;
-  f.mapping_ = MappedFile::open(path);
+  f.mapping_ = std::move(mapping);
   const std::string where = path.string();
   const uint8_t* base = f.mapping_->data();
   const uint64_t size = f.mapping_->size();

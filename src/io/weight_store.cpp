@@ -113,13 +113,27 @@ static void check_shape(const TensorView& v, const std::vector<int64_t>& shape) 
     throw Error(v.file + ": tensor '" + v.name + "' has shape " + shape_to_string(v.shape) + ", expected " + shape_to_string(shape));
 }
 
+FloatWeight WeightStore::checked(FloatWeight w, const TensorView& v) const {
+  if (!check_finite_) return w;
+  const float* p = w.data();
+  const int64_t n = w.numel();
+  int64_t bad = n;
+#pragma omp parallel for reduction(min : bad) schedule(static) if (n > (1 << 20))
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) bad = std::min(bad, i);
+  if (bad < n)
+    throw Error(v.file + ": tensor '" + v.name + "' holds " + (std::isnan(p[bad]) ? "NaN" : "Inf") + " at element " +
+                std::to_string(bad) + "; weights must be finite");
+  return w;
+}
+
 FloatWeight WeightStore::take(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorView& v = view(name);
   check_shape(v, shape);
   taken_.insert(name);
   if (v.dtype == DType::F32 && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0)
-    return FloatWeight::borrowed(reinterpret_cast<const float*>(v.data), shape);
-  return FloatWeight::owned(v.to_float(), shape);
+    return checked(FloatWeight::borrowed(reinterpret_cast<const float*>(v.data), shape), v);
+  return checked(FloatWeight::owned(v.to_float(), shape), v);
 }
 
 bool WeightStore::has_weight(const std::string& prefix) const {
@@ -137,6 +151,10 @@ FloatWeight WeightStore::take_weight_norm(const std::string& prefix, const std::
     const TensorView& g = view(gname);
     const TensorView& v = view(vname);
     check_shape(v, shape);
+    if (check_finite_) {
+      checked(FloatWeight::owned(g.to_float(), g.shape), g);
+      checked(FloatWeight::owned(v.to_float(), v.shape), v);
+    }
     std::vector<int64_t> gshape(shape.size(), 1);
     gshape[0] = shape[0];
     check_shape(g, gshape);

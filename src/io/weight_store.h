@@ -57,6 +57,9 @@ class WeightStore {
   // True when `prefix`.weight exists in any of its stored forms.
   bool has_weight(const std::string& prefix) const;
 
+  // Refuse NaN/Inf in every tensor taken (on by default).
+  void set_check_finite(bool on) { check_finite_ = on; }
+
   // Names not taken by the model, sorted.
   std::vector<std::string> untaken() const;
   const std::filesystem::path& dir() const { return dir_; }
@@ -72,6 +75,9 @@ class WeightStore {
   std::vector<SafetensorsFile> files_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> taken_;
+  bool check_finite_ = true;
+
+  FloatWeight checked(FloatWeight w, const TensorView& v) const;
 };
 
 }  // namespace moss

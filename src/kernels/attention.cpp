@@ -6,8 +6,25 @@
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/vector_math.h"
 
 namespace moss {
+
+// Softmax over row[jlo, jhi); the rest of the row (keys outside the window) is 0.
+MOSS_VECTOR_CLONES static void softmax_window(float* row, int64_t span, int64_t jlo, int64_t jhi) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = jlo; j < jhi; ++j) mx = std::max(mx, row[j]);
+  float sum = 0.0f;
+  for (int64_t j = jlo; j < jhi; ++j) {
+    const float e = vexp(row[j] - mx);
+    row[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = jlo; j < jhi; ++j) row[j] *= inv;
+  for (int64_t j = 0; j < jlo; ++j) row[j] = 0.0f;
+  for (int64_t j = jhi; j < span; ++j) row[j] = 0.0f;
+}
 
 void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const float* k, const float* v,
                         int64_t ldkv, float* out, int64_t ldo) {
@@ -46,16 +63,7 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
           jlo = std::max<int64_t>(0, p - s.context + 1) - lo;
           jhi = p + 1 - lo;
         }
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = jlo; j < jhi; ++j) mx = std::max(mx, row[j]);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < span; ++j) {
-          float e = (j >= jlo && j < jhi) ? std::exp(row[j] - mx) : 0.0f;
-          row[j] = e;
-          sum += e;
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = jlo; j < jhi; ++j) row[j] *= inv;
+        softmax_window(row, span, jlo, jhi);
       }
       sgemm(false, bq, s.head_dim, span, 1.0f, scores.data(), span, vh, ldkv, 0.0f,
             out + i0 * ldo + int64_t(h) * s.head_dim, ldo);

@@ -49,6 +49,17 @@ Codec::Codec(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Codec::~Codec() = default;
 
 const CodecConfig& Codec::config() const { return impl_->config; }
+const Limits& Codec::limits() const { return impl_->limits; }
+
+void Codec::Impl::check_limits(int64_t batch, int64_t samples) const {
+  if (batch > limits.max_batch)
+    throw Error("batch of " + std::to_string(batch) + " rows exceeds the limit of " + std::to_string(limits.max_batch) +
+                " (LoadOptions::limits.max_batch)");
+  const double seconds = double(samples) / config.sampling_rate;
+  if (seconds > limits.max_audio_seconds)
+    throw Error(std::to_string(seconds) + " s of audio per row exceeds the limit of " +
+                std::to_string(limits.max_audio_seconds) + " s (LoadOptions::limits.max_audio_seconds)");
+}
 
 namespace {
 
@@ -73,7 +84,9 @@ std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const Lo
   const fs::path dir = resolve_checkpoint(path_or_id);
   auto impl = std::make_unique<Impl>();
   impl->config = CodecConfig::load(dir / "config.json");
+  impl->limits = options.limits;
   impl->weights = WeightStore::open(dir);
+  impl->weights->set_check_finite(options.check_finite);
   WeightStore& store = *impl->weights;
   impl->encoder = build_chain(impl->config.encoder, store, "encoder");
   impl->quantizer = std::make_unique<ResidualQuantizer>(impl->config.quantizer, store);
@@ -268,6 +281,7 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
   if (B < 1) throw Error("audio batch is empty");
   if (Cin != C)
     throw Error("audio has " + std::to_string(Cin) + " channels; this checkpoint takes " + std::to_string(C));
+  impl_->check_limits(B, T);
   const int nq = impl_->resolve_num_quantizers(opt.num_quantizers, c.quantizer.num_quantizers);
   std::vector<int64_t> lengths = resolve_lengths(opt.lengths, opt.padding_mask, B, T, "samples");
   if (opt.chunk_duration) check_chunk_duration(c, *opt.chunk_duration, B);
@@ -370,6 +384,7 @@ DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) co
   const int64_t B = codes.dim(1), T = codes.dim(2);
   const int nq = int(codes.dim(0));
   if (B < 1) throw Error("codes batch is empty");
+  impl_->check_limits(B, T * c.downsample_rate);
   std::vector<int64_t> lengths = resolve_lengths(opt.lengths, opt.padding_mask, B, T, "frames");
   if (opt.chunk_duration) check_chunk_duration(c, *opt.chunk_duration, B);
   for (int64_t b = 0; b < B; ++b) {
@@ -427,6 +442,7 @@ void Codec::streaming_decode(const CodeTensor& codes, int64_t chunk_tokens, cons
                 " resolve to batch size " + std::to_string(layout.batch));
   const int nq = int(canon.dim(0));
   const int64_t T = layout.frames;
+  impl_->check_limits(1, T * c.downsample_rate);
   DecoderStream::Impl stream(*impl_, nq);
   const int64_t C = c.channels();
   std::vector<float> interleaved;

@@ -19,6 +19,7 @@ struct ChainModule {
 
 struct Codec::Impl {
   CodecConfig config;
+  Limits limits;
   std::shared_ptr<WeightStore> weights;  // owns the mappings borrowed weights point into
   std::vector<ChainModule> encoder, decoder;
   std::unique_ptr<ResidualQuantizer> quantizer;
@@ -48,6 +49,8 @@ struct Codec::Impl {
   // Argument rules shared by the offline, chunked and streaming paths.
   int resolve_num_quantizers(std::optional<int> requested, int64_t available) const;
   void check_codes(const int32_t* codes, int64_t nq, int64_t frames, int64_t stride) const;
+  // Refuses a call of `batch` rows of `samples` per channel beyond the limits.
+  void check_limits(int64_t batch, int64_t samples) const;
 };
 
 }  // namespace moss

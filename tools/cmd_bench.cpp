@@ -1,0 +1,178 @@
+// moss-codec bench: load, offline encode/decode, streaming latency, memory,
+// each figure next to the floor this machine allows.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <random>
+
+#include "commands.h"
+#include "machine_probe.h"
+#include "moss_codec/streaming.h"
+
+namespace moss::cli {
+
+namespace {
+
+struct Latency {
+  double median_ms = 0, p95_ms = 0, mean_ms = 0;
+};
+
+Latency percentiles(std::vector<double> ms) {
+  Latency l;
+  if (ms.empty()) return l;
+  std::sort(ms.begin(), ms.end());
+  l.median_ms = ms[ms.size() / 2];
+  l.p95_ms = ms[std::min(ms.size() - 1, size_t(std::ceil(0.95 * double(ms.size()))) - 1)];
+  for (double v : ms) l.mean_ms += v / double(ms.size());
+  return l;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+template <typename Fn>
+double best_of(int repeat, Fn&& fn) {
+  double best = 1e300;
+  for (int i = 0; i < repeat; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
+}
+
+}  // namespace
+
+Runner add_bench(CLI::App& app, const Common& common) {
+  auto* cmd = app.add_subcommand("bench", "Measure load, offline and streaming speed against this machine's floors");
+  struct Args {
+    double seconds = 10;
+    int repeat = 2;
+    int64_t stream_frames = 50;
+    bool skip_probe = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--seconds", a->seconds, "Audio length for the offline runs")->check(CLI::Range(0.1, 7200.0));
+  cmd->add_option("--repeat", a->repeat, "Timed runs per offline figure (best is reported)")->check(CLI::Range(1, 100));
+  cmd->add_option("--stream-frames", a->stream_frames, "80 ms chunks timed in each streaming run")
+      ->check(CLI::Range(int64_t(5), int64_t(100000)));
+  cmd->add_flag("--skip-probe", a->skip_probe, "Do not measure the machine's FMA peak and read bandwidth");
+  cmd->footer(
+      "Example:\n  moss-codec init-random --config configs/moss-audio-tokenizer-24k.json -o /tmp/v1\n"
+      "  moss-codec bench --model /tmp/v1 --seconds 10 --threads 2\n"
+      "Floors: offline = FLOPs / measured FMA peak; streaming decode = decoder weight bytes / read bandwidth.");
+  return [a, &common]() {
+    const double peak = a->skip_probe ? 0 : measure_fma_peak_gflops();
+    const double bandwidth = a->skip_probe ? 0 : measure_read_bandwidth_gbs();
+    auto t0 = std::chrono::steady_clock::now();
+    auto codec = load_model(common);
+    const double load_s = seconds_since(t0);
+    const CodecConfig& cfg = codec->config();
+    const Codec::WeightInfo wi = codec->weight_info();
+    const int64_t C = cfg.channels(), ds = cfg.downsample_rate;
+    const int64_t frames = std::max<int64_t>(1, int64_t(a->seconds * cfg.frame_rate()));
+    const int64_t N = frames * ds;
+    Tensor audio({1, C, N});
+    std::mt19937 rng(1);
+    std::normal_distribution<float> noise(0.0f, 0.1f);
+    for (auto& x : audio.data) x = noise(rng);
+
+    EncodeResult enc;
+    t0 = std::chrono::steady_clock::now();
+    enc = codec->encode(audio);  // first run: also maps the encoder's weights in
+    const double enc_first = seconds_since(t0);
+    const double enc_s = best_of(a->repeat, [&] { enc = codec->encode(audio); });
+    t0 = std::chrono::steady_clock::now();
+    codec->decode(enc.codes);
+    const double dec_first = seconds_since(t0);
+    const double dec_s = best_of(a->repeat, [&] { codec->decode(enc.codes); });
+
+    // Streaming decode, one 80 ms frame per push, after a few warm-up pushes.
+    const int64_t warm = 3, T = a->stream_frames;
+    std::vector<double> dec_ms, enc_ms;
+    {
+      DecoderStream s(codec);
+      const int64_t nq = enc.codes.dim(0), Tc = enc.codes.dim(2);
+      for (int64_t t = 0; t < T + warm; ++t) {
+        CodeTensor one({nq, 1});
+        for (int64_t i = 0; i < nq; ++i) one.data[size_t(i)] = enc.codes.data[size_t(i * Tc + t % Tc)];
+        const auto s0 = std::chrono::steady_clock::now();
+        s.push(one);
+        if (t >= warm) dec_ms.push_back(seconds_since(s0) * 1e3);
+      }
+      EncoderStream e(codec);
+      for (int64_t t = 0; t < T + warm; ++t) {
+        Tensor piece({C, ds});
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t i = 0; i < ds; ++i) piece.data[size_t(c * ds + i)] = audio.data[size_t(c * N + (t * ds + i) % N)];
+        const auto s0 = std::chrono::steady_clock::now();
+        e.push(piece);
+        if (t >= warm) enc_ms.push_back(seconds_since(s0) * 1e3);
+      }
+    }
+    const Latency dl = percentiles(dec_ms), el = percentiles(enc_ms);
+    const double enc_flops = cfg.encode_flops(frames), dec_flops = cfg.decode_flops(frames);
+    const double enc_floor = peak > 0 ? enc_flops / (peak * 1e9) : 0, dec_floor = peak > 0 ? dec_flops / (peak * 1e9) : 0;
+    const double dec_bytes = double(wi.decoder_parameters) * 4;
+    const double stream_floor_ms = bandwidth > 0 ? dec_bytes / (bandwidth * 1e9) * 1e3 : 0;
+    const double frame_ms = 1e3 / cfg.frame_rate();
+    const double rss = peak_rss_mb();
+
+    if (common.json) {
+      print_json({{"command", "bench"},
+                  {"model", codec->checkpoint_dir().string()},
+                  {"parameters", wi.encoder_parameters + wi.quantizer_parameters + wi.decoder_parameters},
+                  {"threads", common.threads},
+                  {"machine", {{"fma_peak_gflops", peak}, {"read_bandwidth_gbs", bandwidth}}},
+                  {"load_seconds", load_s},
+                  {"audio_seconds", double(N) / cfg.sampling_rate},
+                  {"encode", {{"seconds", enc_s}, {"first_seconds", enc_first}, {"gflop", enc_flops / 1e9},
+                              {"gflops", enc_flops / enc_s / 1e9}, {"floor_seconds", enc_floor},
+                              {"x_floor", enc_floor > 0 ? enc_s / enc_floor : 0}}},
+                  {"decode", {{"seconds", dec_s}, {"first_seconds", dec_first}, {"gflop", dec_flops / 1e9},
+                              {"gflops", dec_flops / dec_s / 1e9}, {"floor_seconds", dec_floor},
+                              {"x_floor", dec_floor > 0 ? dec_s / dec_floor : 0}}},
+                  {"streaming_decode_80ms", {{"median_ms", dl.median_ms}, {"p95_ms", dl.p95_ms}, {"floor_ms", stream_floor_ms},
+                                             {"x_floor", stream_floor_ms > 0 ? dl.median_ms / stream_floor_ms : 0},
+                                             {"x_realtime", dl.median_ms / frame_ms}}},
+                  {"streaming_encode_80ms", {{"median_ms", el.median_ms}, {"p95_ms", el.p95_ms},
+                                             {"x_realtime", el.median_ms / frame_ms}}},
+                  {"peak_rss_mb", rss},
+                  {"weights_mb", double(wi.file_bytes) / 1e6}});
+      return int(kOk);
+    }
+    std::cout << std::fixed << std::setprecision(3);
+    std::cout << "model            " << codec->checkpoint_dir().string() << " ("
+              << double(wi.encoder_parameters + wi.quantizer_parameters + wi.decoder_parameters) / 1e6 << " M parameters, "
+              << wi.dtypes << ")\n";
+    if (peak > 0)
+      std::cout << "machine          FMA peak " << std::setprecision(1) << peak << " GFLOP/s, read bandwidth " << bandwidth
+                << " GB/s\n";
+    std::cout << std::setprecision(3) << "load             " << load_s << " s\n"
+              << "encode " << a->seconds << " s   " << enc_s << " s (first " << enc_first << " s), " << std::setprecision(1)
+              << enc_flops / 1e9 << " GFLOP at " << enc_flops / enc_s / 1e9 << " GFLOP/s";
+    if (enc_floor > 0) std::cout << std::setprecision(2) << ", " << enc_s / enc_floor << "x the floor of " << enc_floor << " s";
+    std::cout << "\n" << std::setprecision(3) << "decode " << a->seconds << " s   " << dec_s << " s (first " << dec_first << " s), "
+              << std::setprecision(1) << dec_flops / 1e9 << " GFLOP at " << dec_flops / dec_s / 1e9 << " GFLOP/s";
+    if (dec_floor > 0) std::cout << std::setprecision(2) << ", " << dec_s / dec_floor << "x the floor of " << dec_floor << " s";
+    std::cout << "\n" << std::setprecision(1) << "stream decode    80 ms chunks: median " << dl.median_ms << " ms, p95 "
+              << dl.p95_ms << " ms (" << std::setprecision(2) << dl.median_ms / frame_ms << "x real time";
+    if (stream_floor_ms > 0)
+      std::cout << "; " << dl.median_ms / stream_floor_ms << "x the bandwidth floor of " << std::setprecision(1)
+                << stream_floor_ms << " ms";
+    std::cout << ")\n"
+              << "stream encode    80 ms chunks: median " << el.median_ms << " ms, p95 " << el.p95_ms << " ms ("
+              << std::setprecision(2) << el.median_ms / frame_ms << "x real time)\n"
+              << std::setprecision(0) << "peak RSS         " << rss << " MB (weights " << double(wi.file_bytes) / 1e6
+              << " MB)\n";
+    return int(kOk);
+  };
+}
+
+}  // namespace moss::cli
