@@ -11,17 +11,28 @@
 namespace moss {
 
 // Softmax over row[jlo, jhi); the rest of the row (keys outside the window) is 0.
+// Reductions keep 16 explicit partial lanes so that they vectorize without
+// reassociation flags; the exponentials are a plain map.
 MOSS_VECTOR_CLONES static void softmax_window(float* row, int64_t span, int64_t jlo, int64_t jhi) {
+  constexpr int L = 16;
+  float* x = row + jlo;
+  const int64_t n = jhi - jlo, whole = n / L * L;
+  float lanes[L];
+  for (int l = 0; l < L; ++l) lanes[l] = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < whole; j += L)
+    for (int l = 0; l < L; ++l) lanes[l] = std::max(lanes[l], x[j + l]);
   float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = jlo; j < jhi; ++j) mx = std::max(mx, row[j]);
+  for (int l = 0; l < L; ++l) mx = std::max(mx, lanes[l]);
+  for (int64_t j = whole; j < n; ++j) mx = std::max(mx, x[j]);
+  for (int64_t j = 0; j < n; ++j) x[j] = vexp(x[j] - mx);
+  for (int l = 0; l < L; ++l) lanes[l] = 0.0f;
+  for (int64_t j = 0; j < whole; j += L)
+    for (int l = 0; l < L; ++l) lanes[l] += x[j + l];
   float sum = 0.0f;
-  for (int64_t j = jlo; j < jhi; ++j) {
-    const float e = vexp(row[j] - mx);
-    row[j] = e;
-    sum += e;
-  }
+  for (int l = 0; l < L; ++l) sum += lanes[l];
+  for (int64_t j = whole; j < n; ++j) sum += x[j];
   const float inv = 1.0f / sum;
-  for (int64_t j = jlo; j < jhi; ++j) row[j] *= inv;
+  for (int64_t j = 0; j < n; ++j) x[j] *= inv;
   for (int64_t j = 0; j < jlo; ++j) row[j] = 0.0f;
   for (int64_t j = jhi; j < span; ++j) row[j] = 0.0f;
 }
@@ -29,7 +40,7 @@ MOSS_VECTOR_CLONES static void softmax_window(float* row, int64_t span, int64_t 
 void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const float* k, const float* v,
                         int64_t ldkv, float* out, int64_t ldo) {
   const int64_t nq = s.n_queries, nk = s.n_keys, offset = nk - nq;  // key row of query i is offset + i
-  const int64_t kBlock = 32;
+  const int64_t kBlock = 128;
   const int64_t blocks = (nq + kBlock - 1) / kBlock;
   const float scale = 1.0f / std::sqrt(float(s.head_dim));
   const int64_t tasks = blocks * s.heads;

@@ -16,7 +16,10 @@ namespace moss {
 
 // exp(x) to about 1 ulp (Cephes' expf polynomial after range reduction by ln 2).
 inline float vexp(float x) {
-  x = std::fmin(std::fmax(x, -87.33654f), 88.72284f);
+  // Comparisons, not fmin/fmax: their NaN rules keep compilers from using
+  // vector min/max instructions.
+  x = x < -87.33654f ? -87.33654f : x;
+  x = x > 88.72284f ? 88.72284f : x;
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
