@@ -3,8 +3,10 @@
 // owns (or borrows from the mapping) its float32 weights. Reduced-precision
 // storage can be added here without touching model code.
 #include <cstdint>
+#include <memory>
 
 #include "io/weight_store.h"
+#include "kernels/onednn_matmul.h"
 
 namespace moss {
 
@@ -25,6 +27,7 @@ class Linear {
 
  private:
   FloatWeight w_, b_;
+  std::unique_ptr<OnednnMatmul> matmul_;  // oneDNN matmul on the same weights (many rows)
   int64_t in_ = 0, out_ = 0;
 };
 

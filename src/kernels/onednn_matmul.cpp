@@ -1,0 +1,64 @@
+#include "kernels/onednn_matmul.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <map>
+#include <mutex>
+
+#include "moss_codec/error.h"
+
+namespace moss {
+
+namespace {
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+}  // namespace
+
+struct OnednnMatmul::State {
+  int64_t n, k;
+  dnnl::memory weights;  // W^T as a (k x n) matrix in column-major ("ba") order is W itself
+  std::mutex mu;
+  std::map<int64_t, dnnl::matmul> by_rows;
+};
+
+OnednnMatmul::OnednnMatmul(const float* w, int64_t n, int64_t k) : s_(std::make_unique<State>()) {
+  s_->n = n;
+  s_->k = k;
+  s_->weights = dnnl::memory(dnnl::memory::desc({k, n}, dt::f32, tag::ba), cpu_engine(), const_cast<float*>(w));
+}
+
+OnednnMatmul::~OnednnMatmul() = default;
+
+void OnednnMatmul::forward(const float* x, int64_t m, float* y) const {
+  if (m <= 0) return;
+  try {
+    const dnnl::memory::desc src_md({m, s_->k}, dt::f32, tag::ab), dst_md({m, s_->n}, dt::f32, tag::ab);
+    dnnl::matmul prim;
+    {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      auto it = s_->by_rows.find(m);
+      if (it == s_->by_rows.end()) {
+        if (s_->by_rows.size() >= 64) s_->by_rows.clear();  // row counts of a long-running server vary
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, s_->weights.get_desc(), dst_md), cpu_engine());
+        it = s_->by_rows.emplace(m, dnnl::matmul(pd)).first;
+      }
+      prim = it->second;
+    }
+    dnnl::memory src(src_md, cpu_engine(), const_cast<float*>(x)), dst(dst_md, cpu_engine(), y);
+    dnnl::stream st(cpu_engine());
+    prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, s_->weights}, {DNNL_ARG_DST, dst}});
+    st.wait();
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("oneDNN matmul (") + std::to_string(m) + "x" + std::to_string(s_->k) + " by " +
+                std::to_string(s_->k) + "x" + std::to_string(s_->n) + ") failed: " + e.what());
+  }
+}
+
+}  // namespace moss
