@@ -5,6 +5,7 @@
 
 #include "moss_codec/codec.h"
 #include "moss_codec/quantization.h"
+#include "moss_codec/streaming.h"
 #include "test_util.h"
 
 namespace moss::test {
@@ -122,6 +123,36 @@ TEST(QuantizationGuard, OnlyTransformerMatrices) {
       }
     EXPECT_GT(codebooks, 0);
   }
+}
+
+}  // namespace moss::test
+
+namespace moss::test {
+
+TEST(PartialLoad, EncoderOnlyAndDecoderOnly) {
+  auto all = Codec::load(fixture("small-24k"));
+  auto enc = Codec::load(fixture("small-24k"), {.parts = Parts::Encoder});
+  auto dec = Codec::load(fixture("small-24k"), {.parts = Parts::Decoder});
+  EXPECT_TRUE(enc->has_encoder() && !enc->has_decoder());
+  EXPECT_TRUE(!dec->has_encoder() && dec->has_decoder());
+  Tensor audio({1, 1, 1920 * 5}, random_floats(1920 * 5, 3, 0.2f));
+  EncodeResult e = enc->encode(audio);
+  EXPECT_EQ(e.codes.data, all->encode(audio).codes.data);
+  EXPECT_EQ(dec->decode(e.codes).audio.data, all->decode(e.codes).audio.data);
+  expect_error([&] { enc->decode(e.codes); }, "loaded without its decoder");
+  expect_error([&] { dec->encode(audio); }, "loaded without its encoder");
+  expect_error([&] { DecoderStream s(enc); }, "loaded without its decoder");
+  expect_error([&] { EncoderStream s(dec); }, "loaded without its encoder");
+  // The half that is not loaded is still checked for presence and shape.
+  TempDir dir;
+  fs::copy(fixture("tiny") / "config.json", dir / "config.json");
+  SafetensorsFile src = SafetensorsFile::open(fixture("tiny") / "model.safetensors");
+  std::vector<TensorToWrite> tensors;
+  for (auto& [name, v] : src.tensors())
+    if (name != "encoder.3.output_proj.weight")
+      tensors.push_back({name, v.dtype, v.shape, std::vector<uint8_t>(v.data, v.data + v.nbytes)});
+  write_safetensors(dir / "model.safetensors", tensors);
+  expect_error([&] { Codec::load(dir.path(), {.parts = Parts::Decoder}); }, "missing tensor 'encoder.3.output_proj.weight'");
 }
 
 }  // namespace moss::test

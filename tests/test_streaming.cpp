@@ -248,3 +248,28 @@ TEST(Streaming, ArgumentErrors) {
 }
 
 }  // namespace moss::test
+
+namespace moss::test {
+
+TEST(LongAudio, WindowedOfflinePathEqualsTheWholePass) {
+  auto codec = Codec::load(fixture("tiny"));
+  const int64_t frames = 613, N = frames * 4 + 3;  // > 2 windows of 250 frames, plus a partial frame
+  Tensor audio({1, 1, N}, random_floats(size_t(N), 77, 0.3f));
+  EncodeResult windowed = codec->encode(audio);
+  EncodeResult whole = codec->encode(audio, {.return_module_outputs = true});  // module outputs force one pass
+  ASSERT_EQ(windowed.code_lengths, whole.code_lengths);
+  EXPECT_EQ(windowed.codes.data, whole.codes.data);  // the partial frame's column included
+  for (size_t i = 0; i < whole.hidden_states.data.size(); ++i)
+    ASSERT_NEAR(windowed.hidden_states.data[i], whole.hidden_states.data[i], 1e-5) << i;
+  DecodeResult dec = codec->decode(windowed.codes, {.lengths = windowed.code_lengths});
+  std::vector<float> streamed;
+  CodeTensor valid({4, frames});
+  for (int64_t i = 0; i < 4; ++i)
+    std::copy(windowed.codes.data.begin() + i * (frames + 1), windowed.codes.data.begin() + i * (frames + 1) + frames,
+              valid.data.begin() + i * frames);
+  codec->streaming_decode(valid, 13, [&](Tensor&& a) { streamed.insert(streamed.end(), a.data.begin(), a.data.end()); });
+  ASSERT_EQ(int64_t(streamed.size()), frames * 4);
+  for (int64_t n = 0; n < frames * 4; ++n) ASSERT_NEAR(dec.audio.data[size_t(n)], streamed[size_t(n)], 1e-5) << n;
+}
+
+}  // namespace moss::test

@@ -166,7 +166,7 @@ Runner add_decode(CLI::App& app, const Common& common) {
   return [a, &common]() {
     auto t0 = std::chrono::steady_clock::now();
     CodeTensor codes = read_codes(a->input);
-    auto codec = load_model(common);
+    auto codec = load_model(common, Parts::Decoder);
     const CodeTensor canon = canonical_single(codes, codec->config(), a->nq);
     const int64_t chunk = a->stream ? a->chunk_frames : 250;  // offline: 20 s pieces bound memory
     const int64_t n = decode_to_output(codec, canon, a->output, {a->input}, a->pcm16, chunk, common);

@@ -11,10 +11,10 @@ namespace moss::cli {
 
 namespace fs = std::filesystem;
 
-std::shared_ptr<const Codec> load_model(const Common& c) {
+std::shared_ptr<const Codec> load_model(const Common& c, Parts parts) {
   if (c.model.empty()) throw CliError{kUsage, "no model: pass --model DIR (or owner/name) or set MOSS_CODEC_MODEL"};
   try {
-    return Codec::load(c.model, {.threads = c.threads});
+    return Codec::load(c.model, {.parts = parts, .threads = c.threads});
   } catch (const Error& e) {
     throw CliError{kModelError, e.what()};
   }
@@ -80,7 +80,7 @@ Runner add_encode(CLI::App& app, const Common& common) {
   return [a, cmd, &common]() {
     (void)cmd;
     auto t0 = std::chrono::steady_clock::now();
-    auto codec = load_model(common);
+    auto codec = load_model(common, Parts::Encoder);
     const double load_s = seconds_since(t0);
     Tensor audio;
     int64_t push;

@@ -21,7 +21,7 @@ Runner add_check_fixtures(CLI::App& app, const Common& common);
 Runner add_bench(CLI::App& app, const Common& common);
 
 // Loads --model (exit 3 when it cannot), honouring --threads.
-std::shared_ptr<const Codec> load_model(const Common& common);
+std::shared_ptr<const Codec> load_model(const Common& common, Parts parts = Parts::All);
 
 // Codes (nq, T) of one audio file, encoded through an EncoderStream in pushes
 // of `push_samples` (whole frames), with progress.

@@ -27,7 +27,13 @@ struct Limits {
   double max_audio_seconds = 4 * 3600;  // per row, at the model's sampling rate
 };
 
+enum class Parts { All, Encoder, Decoder };
+
 struct LoadOptions {
+  // Encoder-only or decoder-only loading: the other half's tensors are still
+  // checked (present, right shapes) from the file headers, but never read, so
+  // they cost neither load time nor memory. The quantizer is always loaded.
+  Parts parts = Parts::All;
   // Threads used by matrix products and attention (0: library default).
   int threads = 0;
   Limits limits;
@@ -112,6 +118,8 @@ class Codec {
 
   const CodecConfig& config() const;
   const Limits& limits() const;
+  bool has_encoder() const;
+  bool has_decoder() const;
 
   // audio: (B, C, T), or (B, T) / (T) for single-channel checkpoints.
   EncodeResult encode(const Tensor& audio, const EncodeOptions& options = {}) const;

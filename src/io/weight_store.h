@@ -57,6 +57,10 @@ class WeightStore {
   // True when `prefix`.weight exists in any of its stored forms.
   bool has_weight(const std::string& prefix) const;
 
+  // While on, take() checks names and shapes and marks tensors taken but
+  // returns weights without data: for the half of a model that is not loaded.
+  void set_validate_only(bool on) { validate_only_ = on; }
+
   // Refuse NaN/Inf in every tensor taken (on by default).
   void set_check_finite(bool on) { check_finite_ = on; }
 
@@ -76,6 +80,7 @@ class WeightStore {
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> taken_;
   bool check_finite_ = true;
+  bool validate_only_ = false;
 
   FloatWeight checked(FloatWeight w, const TensorView& v) const;
 };

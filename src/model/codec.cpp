@@ -50,6 +50,15 @@ Codec::~Codec() = default;
 
 const CodecConfig& Codec::config() const { return impl_->config; }
 const Limits& Codec::limits() const { return impl_->limits; }
+bool Codec::has_encoder() const { return impl_->has_encoder; }
+bool Codec::has_decoder() const { return impl_->has_decoder; }
+
+void Codec::Impl::require_encoder() const {
+  if (!has_encoder) throw Error("this codec was loaded without its encoder (LoadOptions::parts = Decoder); cannot encode");
+}
+void Codec::Impl::require_decoder() const {
+  if (!has_decoder) throw Error("this codec was loaded without its decoder (LoadOptions::parts = Encoder); cannot decode");
+}
 
 void Codec::Impl::check_limits(int64_t batch, int64_t samples) const {
   if (batch > limits.max_batch)
@@ -62,6 +71,10 @@ void Codec::Impl::check_limits(int64_t batch, int64_t samples) const {
 }
 
 namespace {
+
+// Rows longer than this many frames (20 s at 12.5 frames/s) are computed in
+// windows of it, so memory stays bounded however long the audio is.
+constexpr int64_t kWindowFrames = 250;
 
 std::vector<ChainModule> build_chain(const std::vector<ModuleConfig>& modules, WeightStore& store, const std::string& name) {
   std::vector<ChainModule> chain;
@@ -88,9 +101,17 @@ std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const Lo
   impl->weights = WeightStore::open(dir);
   impl->weights->set_check_finite(options.check_finite);
   WeightStore& store = *impl->weights;
+  impl->has_encoder = options.parts != Parts::Decoder;
+  impl->has_decoder = options.parts != Parts::Encoder;
+  store.set_validate_only(!impl->has_encoder);
   impl->encoder = build_chain(impl->config.encoder, store, "encoder");
+  store.set_validate_only(false);
   impl->quantizer = std::make_unique<ResidualQuantizer>(impl->config.quantizer, store);
+  store.set_validate_only(!impl->has_decoder);
   impl->decoder = build_chain(impl->config.decoder, store, "decoder");
+  store.set_validate_only(false);
+  if (!impl->has_encoder) impl->encoder.clear();
+  if (!impl->has_decoder) impl->decoder.clear();
   std::vector<std::string> extra = store.untaken();
   if (!extra.empty()) {
     std::string list;
@@ -261,6 +282,7 @@ void check_chunk_duration(const CodecConfig& c, double chunk, int64_t batch) {
 }  // namespace
 
 EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const {
+  impl_->require_encoder();
   const CodecConfig& c = impl_->config;
   const int64_t C = c.channels();
   // Accept (B, C, T); single-channel checkpoints also take (B, T) and (T).
@@ -341,6 +363,22 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
     const int64_t L = lengths[size_t(b)], valid = L / ds, frames = (L + ds - 1) / ds;
     res.code_lengths[size_t(b)] = valid;
     if (frames == 0) continue;
+    if (frames > kWindowFrames && !opt.return_module_outputs) {
+      // Long rows go through the streaming path in exact windows: the same
+      // result, with activations bounded by the window instead of the row.
+      EncoderStream::Impl stream(*impl_, nq);
+      std::vector<std::vector<int32_t>> row_codes(static_cast<size_t>(nq));
+      std::vector<float> hidden;
+      const float* row = audio.data.data() + b * C * T;
+      for (int64_t at = 0; at < L; at += kWindowFrames * ds)
+        stream.push(row + at, std::min(kWindowFrames * ds, L - at), T, row_codes, hidden);
+      stream.flush(row_codes, hidden);  // the zero-padded partial frame, as below
+      for (int i = 0; i < nq; ++i)
+        std::copy(row_codes[size_t(i)].begin(), row_codes[size_t(i)].end(), res.codes.data.begin() + (i * B + b) * Tc);
+      for (int64_t t = 0; t < frames; ++t)
+        for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t((b * Dz + d) * Tc + t)] = hidden[size_t(t * Dz + d)];
+      continue;
+    }
     const int64_t samples = frames * ds;
     // Time-major input: interleaved L0 R0 L1 R1 ... (width 1), or C channels wide.
     x.assign(size_t(samples * C), 0.0f);
@@ -378,6 +416,7 @@ static const CodeTensor& canonical_codes(const CodeTensor& in, int Q, std::optio
 }
 
 DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) const {
+  impl_->require_decoder();
   const CodecConfig& c = impl_->config;
   CodeTensor copy;
   const CodeTensor& codes = canonical_codes(input, c.quantizer.num_quantizers, opt.num_quantizers, copy);
@@ -416,6 +455,15 @@ DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) co
     const int64_t frames = lengths[size_t(b)];
     res.audio_lengths[size_t(b)] = frames * ds;
     if (frames == 0) continue;
+    if (frames > kWindowFrames) {  // exact windows through the streaming path, as in encode
+      DecoderStream::Impl stream(*impl_, nq);
+      std::vector<float> interleaved;
+      for (int64_t at = 0; at < frames; at += kWindowFrames)
+        stream.push(codes.data.data() + b * T + at, nq, std::min(kWindowFrames, frames - at), B * T, interleaved);
+      for (int64_t n = 0; n < frames * ds; ++n)
+        for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t((b * C + ch) * N + n)] = interleaved[size_t(n * C + ch)];
+      continue;
+    }
     row_codes.resize(size_t(nq * frames));
     for (int i = 0; i < nq; ++i)
       std::memcpy(row_codes.data() + i * frames, codes.data.data() + (i * B + b) * T, sizeof(int32_t) * size_t(frames));
@@ -432,6 +480,7 @@ DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) co
 
 void Codec::streaming_decode(const CodeTensor& codes, int64_t chunk_tokens, const std::function<void(Tensor&&)>& on_chunk,
                              std::optional<int> num_quantizers) const {
+  impl_->require_decoder();
   if (chunk_tokens <= 0) throw Error("streaming_decode: chunk_tokens must be > 0, got " + std::to_string(chunk_tokens));
   const CodecConfig& c = impl_->config;
   CodeTensor copy;

@@ -20,6 +20,9 @@ struct ChainModule {
 struct Codec::Impl {
   CodecConfig config;
   Limits limits;
+  bool has_encoder = true, has_decoder = true;
+  void require_encoder() const;
+  void require_decoder() const;
   std::shared_ptr<WeightStore> weights;  // owns the mappings borrowed weights point into
   std::vector<ChainModule> encoder, decoder;
   std::unique_ptr<ResidualQuantizer> quantizer;

@@ -8,7 +8,7 @@ Linear::Linear(FloatWeight weight, FloatWeight bias) : w_(std::move(weight)), b_
   out_ = w_.shape().at(0);
   in_ = w_.shape().at(1);
   // Matrices big enough to matter get oneDNN's matmul for many-row products.
-  if (b_.empty() && out_ * in_ >= (1 << 16)) matmul_ = std::make_unique<OnednnMatmul>(w_.data(), out_, in_);
+  if (w_.data() && b_.empty() && out_ * in_ >= (1 << 16)) matmul_ = std::make_unique<OnednnMatmul>(w_.data(), out_, in_);
 }
 
 // Products of more rows than this go through matmul; fewer (streaming steps)

@@ -28,6 +28,7 @@ void DecoderStream::Impl::push(const int32_t* codes, int64_t nq_in, int64_t n, i
 
 DecoderStream::DecoderStream(std::shared_ptr<const Codec> codec, std::optional<int> num_quantizers) {
   if (!codec) throw Error("DecoderStream: no codec");
+  codec->impl().require_decoder();
   const int Q = codec->config().quantizer.num_quantizers;
   if (num_quantizers) codec->impl().resolve_num_quantizers(num_quantizers, Q);
   impl_ = std::make_unique<Impl>(codec->impl(), num_quantizers);

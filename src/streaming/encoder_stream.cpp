@@ -73,6 +73,7 @@ void EncoderStream::Impl::flush(std::vector<std::vector<int32_t>>& codes, std::v
 
 EncoderStream::EncoderStream(std::shared_ptr<const Codec> codec, std::optional<int> num_quantizers) {
   if (!codec) throw Error("EncoderStream: no codec");
+  codec->impl().require_encoder();
   const int nq = codec->impl().resolve_num_quantizers(num_quantizers, codec->config().quantizer.num_quantizers);
   impl_ = std::make_unique<Impl>(codec->impl(), nq);
   impl_->keepalive = std::move(codec);
