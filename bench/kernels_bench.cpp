@@ -1,0 +1,92 @@
+// Micro-benchmarks of the hot kernels (Google Benchmark). Not tests: run
+//   ./build/bench/moss_kernels_bench
+// FLOP rates are reported as items per second (1 item = 1 FLOP).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "kernels/onednn_matmul.h"
+#include "kernels/positional.h"
+
+namespace {
+
+std::vector<float> randoms(size_t n) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d(0.0f, 0.1f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Linear layer shapes of the v1 model: rows x (out, in).
+void BM_Sgemm(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = randoms(size_t(m * k)), w = randoms(size_t(n * k));
+  std::vector<float> y(size_t(m * n));
+  for (auto _ : st) moss::linear_forward(x.data(), m, k, w.data(), n, y.data());
+  st.SetItemsProcessed(st.iterations() * 2 * m * n * k);
+}
+
+void BM_Matmul(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = randoms(size_t(m * k)), w = randoms(size_t(n * k));
+  std::vector<float> y(size_t(m * n));
+  moss::OnednnMatmul mm(w.data(), n, k);
+  for (auto _ : st) mm.forward(x.data(), m, y.data());
+  st.SetItemsProcessed(st.iterations() * 2 * m * n * k);
+}
+
+#define LINEAR_SHAPES                                                                                           \
+  Args({1000, 2304, 768})->Args({1000, 3072, 768})->Args({1000, 768, 3072})->Args({125, 3840, 1280})         \
+      ->Args({125, 5120, 1280})->Args({125, 1280, 5120})->Args({1, 3840, 1280})->Args({8, 2304, 768})
+BENCHMARK(BM_Sgemm)->LINEAR_SHAPES->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Matmul)->LINEAR_SHAPES->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Windowed causal attention: (frames, window, heads) of the v1 stages.
+void BM_Attention(benchmark::State& st) {
+  const int64_t n = st.range(0), ctx = st.range(1);
+  const int heads = int(st.range(2)), dh = 64, D = heads * dh;
+  auto qkv = randoms(size_t(n * 3 * D));
+  std::vector<float> out(size_t(n * D));
+  moss::AttentionShape s{n, n, heads, dh, ctx, true};
+  for (auto _ : st) moss::windowed_attention(s, qkv.data(), 3 * D, qkv.data() + D, qkv.data() + 2 * D, 3 * D, out.data(), D);
+  const double keys = ctx >= n ? double(n) * (n + 1) / 2 : double(ctx) * (ctx + 1) / 2 + double(n - ctx) * ctx;
+  st.SetItemsProcessed(int64_t(double(st.iterations()) * 4.0 * D * keys));
+}
+BENCHMARK(BM_Attention)->Args({1000, 1000, 12})->Args({2000, 1000, 12})->Args({125, 125, 20})->Args({8, 1000, 12})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Gelu(benchmark::State& st) {
+  auto x = randoms(size_t(st.range(0)));
+  for (auto _ : st) moss::activate_inplace(moss::Activation::Gelu, x.data(), int64_t(x.size()));
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+BENCHMARK(BM_Gelu)->Arg(1000 * 3072)->UseRealTime();
+
+void BM_LayerNorm(benchmark::State& st) {
+  const int64_t rows = st.range(0), d = st.range(1);
+  auto x = randoms(size_t(rows * d)), w = randoms(size_t(d)), b = randoms(size_t(d));
+  std::vector<float> y(x.size());
+  for (auto _ : st) moss::layer_norm(x.data(), rows, d, w.data(), b.data(), 1e-5f, y.data());
+  st.SetItemsProcessed(st.iterations() * rows * d);
+}
+BENCHMARK(BM_LayerNorm)->Args({1000, 768})->Args({125, 1280})->UseRealTime();
+
+void BM_Rope(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  const int heads = 12, dh = 64;
+  auto x = randoms(size_t(n * heads * dh));
+  moss::RopeTable t;
+  t.build(0, n, dh, 10000.0);
+  for (auto _ : st) moss::apply_rope(x.data(), n, heads * dh, heads, dh, t);
+  st.SetItemsProcessed(st.iterations() * n * heads * dh);
+}
+BENCHMARK(BM_Rope)->Arg(1000)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
