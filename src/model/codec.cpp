@@ -281,6 +281,43 @@ void check_chunk_duration(const CodecConfig& c, double chunk, int64_t batch) {
 
 }  // namespace
 
+namespace {
+
+// Encodes batch row b, whose channels start at `row` with stride T, through
+// an EncoderStream in pushes of `push` samples, writing codes and hidden states
+// into `res`; with `flush`, the zero-padded partial frame too. Returns the
+// frames written.
+int64_t encode_row_streamed(const Codec::Impl& impl, int nq, const float* row, int64_t T, int64_t b, int64_t L,
+                            int64_t push, bool flush, EncodeResult& res) {
+  const int64_t B = res.codes.dim(1), Tc = res.codes.dim(2), Dz = res.hidden_states.dim(1);
+  EncoderStream::Impl stream(impl, nq);
+  std::vector<std::vector<int32_t>> codes(static_cast<size_t>(nq));
+  std::vector<float> hidden;
+  for (int64_t at = 0; at < L; at += push) stream.push(row + at, std::min(push, L - at), T, codes, hidden);
+  if (flush) stream.flush(codes, hidden);
+  const int64_t frames = int64_t(codes[0].size());
+  for (int i = 0; i < nq; ++i) std::copy(codes[size_t(i)].begin(), codes[size_t(i)].end(), res.codes.data.begin() + (i * B + b) * Tc);
+  for (int64_t t = 0; t < frames; ++t)
+    for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t((b * Dz + d) * Tc + t)] = hidden[size_t(t * Dz + d)];
+  return frames;
+}
+
+// Decodes the first `frames` frames of row b of canonical codes (nq, B, T)
+// through a DecoderStream in pushes of `push` frames into res.audio (B, C, N).
+void decode_row_streamed(const Codec::Impl& impl, int nq, const CodeTensor& codes, int64_t b, int64_t frames, int64_t push,
+                         DecodeResult& res) {
+  const int64_t B = codes.dim(1), T = codes.dim(2), C = res.audio.dim(1), N = res.audio.dim(2);
+  DecoderStream::Impl stream(impl, nq);
+  std::vector<float> interleaved;
+  for (int64_t at = 0; at < frames; at += push)
+    stream.push(codes.data.data() + b * T + at, nq, std::min(push, frames - at), B * T, interleaved);
+  const int64_t samples = int64_t(interleaved.size()) / C;
+  for (int64_t n = 0; n < samples; ++n)
+    for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t((b * C + ch) * N + n)] = interleaved[size_t(n * C + ch)];
+}
+
+}  // namespace
+
 EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const {
   impl_->require_encoder();
   const CodecConfig& c = impl_->config;
@@ -339,17 +376,8 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
     // Chunked encode goes through the streaming path; it keeps the whole frames
     // of each chunk, which concatenated are exactly the offline frames.
     if (opt.return_module_outputs) throw Error("return_module_outputs is not available with chunk_duration");
-    EncoderStream::Impl stream(*impl_, nq);
-    const int64_t chunk = std::llround(*opt.chunk_duration * c.sampling_rate), L = lengths[0];
-    std::vector<std::vector<int32_t>> codes(static_cast<size_t>(nq));
-    std::vector<float> hidden;
-    for (int64_t start = 0; start < L; start += chunk)
-      stream.push(audio.data.data() + start, std::min(chunk, L - start), T, codes, hidden);
-    const int64_t frames = int64_t(codes[0].size());
-    res.code_lengths[0] = frames;
-    for (int i = 0; i < nq; ++i) std::copy(codes[size_t(i)].begin(), codes[size_t(i)].end(), res.codes.data.begin() + i * Tc);
-    for (int64_t t = 0; t < frames; ++t)
-      for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t(d * Tc + t)] = hidden[size_t(t * Dz + d)];
+    const int64_t chunk = std::llround(*opt.chunk_duration * c.sampling_rate);
+    res.code_lengths[0] = encode_row_streamed(*impl_, nq, audio.data.data(), T, 0, lengths[0], chunk, /*flush=*/false, res);
     return res;
   }
 
@@ -366,17 +394,7 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
     if (frames > kWindowFrames && !opt.return_module_outputs) {
       // Long rows go through the streaming path in exact windows: the same
       // result, with activations bounded by the window instead of the row.
-      EncoderStream::Impl stream(*impl_, nq);
-      std::vector<std::vector<int32_t>> row_codes(static_cast<size_t>(nq));
-      std::vector<float> hidden;
-      const float* row = audio.data.data() + b * C * T;
-      for (int64_t at = 0; at < L; at += kWindowFrames * ds)
-        stream.push(row + at, std::min(kWindowFrames * ds, L - at), T, row_codes, hidden);
-      stream.flush(row_codes, hidden);  // the zero-padded partial frame, as below
-      for (int i = 0; i < nq; ++i)
-        std::copy(row_codes[size_t(i)].begin(), row_codes[size_t(i)].end(), res.codes.data.begin() + (i * B + b) * Tc);
-      for (int64_t t = 0; t < frames; ++t)
-        for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t((b * Dz + d) * Tc + t)] = hidden[size_t(t * Dz + d)];
+      encode_row_streamed(*impl_, nq, audio.data.data() + b * C * T, T, b, L, kWindowFrames * ds, /*flush=*/true, res);
       continue;
     }
     const int64_t samples = frames * ds;
@@ -439,14 +457,9 @@ DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) co
   res.audio = Tensor({B, C, N});
   res.audio_lengths.resize(size_t(B));
   if (opt.chunk_duration) {
-    const int64_t chunk = std::llround(*opt.chunk_duration * c.sampling_rate) / ds, L = lengths[0];
-    DecoderStream::Impl stream(*impl_, nq);
-    std::vector<float> interleaved;
-    for (int64_t start = 0; start < L; start += chunk)
-      stream.push(codes.data.data() + start, nq, std::min(chunk, L - start), T, interleaved);
-    res.audio_lengths[0] = L * ds;
-    for (int64_t n = 0; n < L * ds; ++n)
-      for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t(ch * N + n)] = interleaved[size_t(n * C + ch)];
+    const int64_t chunk = std::llround(*opt.chunk_duration * c.sampling_rate) / ds;
+    res.audio_lengths[0] = lengths[0] * ds;
+    decode_row_streamed(*impl_, nq, codes, 0, lengths[0], chunk, res);
     return res;
   }
   Impl::RowScratch s;
@@ -456,12 +469,7 @@ DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) co
     res.audio_lengths[size_t(b)] = frames * ds;
     if (frames == 0) continue;
     if (frames > kWindowFrames) {  // exact windows through the streaming path, as in encode
-      DecoderStream::Impl stream(*impl_, nq);
-      std::vector<float> interleaved;
-      for (int64_t at = 0; at < frames; at += kWindowFrames)
-        stream.push(codes.data.data() + b * T + at, nq, std::min(kWindowFrames, frames - at), B * T, interleaved);
-      for (int64_t n = 0; n < frames * ds; ++n)
-        for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t((b * C + ch) * N + n)] = interleaved[size_t(n * C + ch)];
+      decode_row_streamed(*impl_, nq, codes, b, frames, kWindowFrames, res);
       continue;
     }
     row_codes.resize(size_t(nq * frames));
