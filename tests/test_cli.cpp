@@ -256,3 +256,23 @@ TEST(RandomCheckpoint, LoadsStrictlyForEveryConfigAndIsDeterministic) {
 }
 
 }  // namespace moss::test
+
+namespace moss::test {
+
+TEST(Audio, ImplausibleRatesAreRefused) {
+  // Found by fuzzing: a WAV header claiming 1,077,805,087 Hz crashed soxr.
+  const fs::path crash = fs::path(MOSS_SOURCE_DIR) / "fuzz/regressions/audio/crash-a8c4da342570c9ab84ab3a554a95f13dcf3b47b1";
+  expect_error([&] { read_audio(crash); }, "1077805087 Hz");
+  expect_error([] { resample(Audio{0, 1, {0.0f}}, 24000); }, "sample rate 0 Hz is outside 1..768000");
+  expect_error([] { resample(Audio{24000, 1, {0.0f}}, 800000); }, "sample rate 800000 Hz is outside");
+  EXPECT_EQ(resample(Audio{48000, 1, {0.5f}}, 24000).samples.size(), 1u);  // rounds to one frame
+  EXPECT_EQ(resample(Audio{48000, 1, {0.5f}}, 24).samples.size(), 0u);     // rounds to nothing: no soxr call
+  // Extreme but legal ratios work both ways.
+  Audio loud{768000, 1, std::vector<float>(7680, 0.25f)};
+  EXPECT_EQ(resample(loud, 24).samples.size(), 0u);
+  EXPECT_NEAR(double(resample(loud, 1000).samples.size()), 10.0, 1.0);
+  Audio slow{1000, 2, std::vector<float>(200, 0.25f)};
+  EXPECT_NEAR(double(resample(slow, 768000).frames()), 76800.0, 1.0);
+}
+
+}  // namespace moss::test

@@ -19,6 +19,10 @@ struct Audio {
   int64_t frames() const { return channels ? int64_t(samples.size()) / channels : 0; }
 };
 
+// Sample rates accepted from audio files (resample() takes 1..kMaxSampleRate).
+inline constexpr int kMinSampleRate = 1000;
+inline constexpr int kMaxSampleRate = 768000;
+
 // Reads any format libsndfile reads. Throws moss::Error naming the file.
 Audio read_audio(const std::filesystem::path& path);
 

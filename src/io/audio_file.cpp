@@ -18,10 +18,14 @@ Audio read_audio(const fs::path& path) {
   SF_INFO info{};
   SNDFILE* f = sf_open(path.c_str(), SFM_READ, &info);
   if (!f) throw Error(path.string() + ": cannot read audio: " + sf_strerror(nullptr));
-  if (info.channels < 1 || info.channels > 64 || info.samplerate < 1 || info.frames < 0) {
+  // Headers are data from strangers: a rate of a billion Hz asks the
+  // resampler for an absurd ratio (found by fuzzing: soxr crashed on it).
+  if (info.channels < 1 || info.channels > 64 || info.samplerate < kMinSampleRate ||
+      info.samplerate > kMaxSampleRate || info.frames < 0) {
     sf_close(f);
     throw Error(path.string() + ": implausible audio header (" + std::to_string(info.channels) + " channels, " +
-                std::to_string(info.samplerate) + " Hz)");
+                std::to_string(info.samplerate) + " Hz; accepted: 1..64 channels, " + std::to_string(kMinSampleRate) +
+                ".." + std::to_string(kMaxSampleRate) + " Hz)");
   }
   Audio a;
   a.sample_rate = info.samplerate;
@@ -44,14 +48,20 @@ Audio read_audio(const fs::path& path) {
 }
 
 Audio resample(const Audio& in, int target_rate) {
-  if (target_rate <= 0) throw Error("resample: target rate must be > 0");
   if (in.sample_rate == target_rate) return in;
+  // Model rates may be tiny (test checkpoints run at 24 Hz); files are held
+  // to kMinSampleRate by read_audio. Neither may exceed kMaxSampleRate.
+  for (int rate : {in.sample_rate, target_rate})
+    if (rate < 1 || rate > kMaxSampleRate)
+      throw Error("resample: sample rate " + std::to_string(rate) + " Hz is outside 1.." + std::to_string(kMaxSampleRate) +
+                  " Hz");
   Audio out;
   out.sample_rate = target_rate;
   out.channels = in.channels;
   const double ratio = double(target_rate) / in.sample_rate;
   const size_t out_frames = size_t(std::llround(double(in.frames()) * ratio));
   out.samples.resize(out_frames * size_t(in.channels));
+  if (out_frames == 0) return out;  // soxr must not be asked for nothing
   soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
   soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
   size_t done = 0;
