@@ -3,6 +3,7 @@
 # each for FUZZ_SECONDS (default 60) on a seed corpus made of fuzz/seeds and
 # the reference fixtures. Fails on any finding; the crashing input is copied to
 # fuzz/regressions/<target>/, where the default test suite replays it.
+# FUZZ_SEED (default 1) keeps the CI gate reproducible; vary it to explore.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
@@ -25,7 +26,7 @@ for t in safetensors index config npy layout audio; do
     audio) cp assets/*.wav "$corpus"/ ;;
   esac
   echo "== fuzz_$t for ${SECONDS_EACH}s on $(ls "$corpus" | wc -l) seeds"
-  if ! ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp" "$BUILD_DIR/fuzz/fuzz_$t" "$corpus" -max_total_time="$SECONDS_EACH" -max_len=262144 \
+  if ! ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp" "$BUILD_DIR/fuzz/fuzz_$t" "$corpus" -max_total_time="$SECONDS_EACH" -seed="${FUZZ_SEED:-1}" -max_len=262144 \
       -rss_limit_mb=4096 -timeout=20 -artifact_prefix="$work/artifacts-$t/" -print_final_stats=1 2>"$work/log-$t"; then
     tail -40 "$work/log-$t"
     for a in "$work/artifacts-$t"/*; do
