@@ -27,8 +27,8 @@ struct Codec::Impl {
   std::vector<ChainModule> encoder, decoder;
   std::unique_ptr<ResidualQuantizer> quantizer;
 
-  // Encodes one row: `frames` whole frames of interleaved/time-major samples.
-  // in: frames * downsample_rate samples per channel, channel-major (C x len).
+  // Buffers for one row's pass through the chain: a and b alternate as module
+  // input and output; reused across rows and calls of one caller.
   struct RowScratch {
     std::vector<float> a, b;
     TransformerScratch tf;

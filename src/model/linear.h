@@ -19,8 +19,6 @@ class Linear {
   bool present() const { return !w_.empty(); }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
-  const float* weight() const { return w_.data(); }
-  const float* bias() const { return b_.empty() ? nullptr : b_.data(); }
 
   // y[rows x out] = x[rows x in] W^T + b (added to y when accumulate).
   void forward(const float* x, int64_t rows, float* y, bool accumulate = false) const;
