@@ -122,6 +122,9 @@ TEST(WeightStore, IndexErrorsNameTheShard) {
   TempDir dir;
   write_bytes(dir / "model.safetensors.index.json", R"({"weight_map":{"x":"missing.safetensors"}})");
   expect_error([&] { WeightStore::open(dir.path()); }, "shard 'missing.safetensors'");
+  // Found by fuzzing: a name too long for the file system was a filesystem exception.
+  write_bytes(dir / "model.safetensors.index.json", "{\"weight_map\":{\"x\":\"" + std::string(600, 'a') + "\"}}");
+  expect_error([&] { WeightStore::open(dir.path()); }, "is not a file in");
   write_bytes(dir / "model.safetensors.index.json", R"({"weight_map":{"x":"../escape.safetensors"}})");
   expect_error([&] { WeightStore::open(dir.path()); }, "not a file in the checkpoint folder");
   write_bytes(dir / "model.safetensors.index.json", R"({"nothing":1})");

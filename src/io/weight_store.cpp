@@ -55,8 +55,12 @@ std::vector<fs::path> shard_files_from_index(const fs::path& index_path, const f
     if (f.empty() || f.is_absolute() || f.has_parent_path())
       throw Error(index_path.string() + ": weight_map entry for '" + name + "' names '" + f.string() +
                   "', which is not a file in the checkpoint folder");
-    if (!fs::exists(dir / f))
-      throw Error(index_path.string() + ": shard '" + f.string() + "' (holding '" + name + "') does not exist in " + dir.string());
+    // The error_code overload: a hostile name (too long, odd bytes) must give
+    // this error, not a filesystem exception (found by fuzzing).
+    std::error_code ec;
+    if (!fs::is_regular_file(dir / f, ec))
+      throw Error(index_path.string() + ": shard '" + f.string() + "' (holding '" + name + "') is not a file in " +
+                  dir.string() + (ec ? " (" + ec.message() + ")" : ""));
     if (std::find(files.begin(), files.end(), dir / f) == files.end()) files.push_back(dir / f);
   }
   if (files.empty()) throw Error(index_path.string() + ": weight_map is empty");
