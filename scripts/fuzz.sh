@@ -3,7 +3,9 @@
 # each for FUZZ_SECONDS (default 60) on a seed corpus made of fuzz/seeds and
 # the reference fixtures. Fails on any finding; the crashing input is copied to
 # fuzz/regressions/<target>/, where the default test suite replays it.
-# FUZZ_SEED (default 1) keeps the CI gate reproducible; vary it to explore.
+# FUZZ_SEED (default 1) and a per-target run cap (about a minute's worth
+# here; FUZZ_RUNS overrides it, 0 = time only) make the CI gate a fixed,
+# reproducible sequence of inputs. Vary the seed and drop the cap to explore.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
@@ -25,8 +27,14 @@ for t in safetensors index config npy layout audio; do
     config) for f in "$SHARED"/fixtures/*/config.json; do cp "$f" "$corpus/$(basename "$(dirname "$f")").json"; done ;;
     audio) cp assets/*.wav "$corpus"/ ;;
   esac
-  echo "== fuzz_$t for ${SECONDS_EACH}s on $(ls "$corpus" | wc -l) seeds"
-  if ! ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp" "$BUILD_DIR/fuzz/fuzz_$t" "$corpus" -max_total_time="$SECONDS_EACH" -seed="${FUZZ_SEED:-1}" -max_len=262144 \
+  case $t in
+    safetensors) runs=180000 ;; index) runs=180000 ;; config) runs=600000 ;;
+    npy) runs=1200000 ;; layout) runs=4000000 ;; audio) runs=9000 ;;
+  esac
+  runs="${FUZZ_RUNS:-$runs}"
+  [ "$runs" = 0 ] && runs=-1
+  echo "== fuzz_$t for at most ${SECONDS_EACH}s / $runs runs on $(ls "$corpus" | wc -l) seeds"
+  if ! ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp" "$BUILD_DIR/fuzz/fuzz_$t" "$corpus" -max_total_time="$SECONDS_EACH" -runs="$runs" -seed="${FUZZ_SEED:-1}" -max_len=262144 \
       -rss_limit_mb=4096 -timeout=20 -artifact_prefix="$work/artifacts-$t/" -print_final_stats=1 2>"$work/log-$t"; then
     tail -40 "$work/log-$t"
     for a in "$work/artifacts-$t"/*; do
