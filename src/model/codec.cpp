@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "model/codec_impl.h"
+#include "kernels/transpose.h"
 #include "model/patch.h"
 #include "moss_codec/code_layout.h"
 #include "streaming/stream_impl.h"
@@ -297,8 +298,7 @@ int64_t encode_row_streamed(const Codec::Impl& impl, int nq, const float* row, i
   if (flush) stream.flush(codes, hidden);
   const int64_t frames = int64_t(codes[0].size());
   for (int i = 0; i < nq; ++i) std::copy(codes[size_t(i)].begin(), codes[size_t(i)].end(), res.codes.data.begin() + (i * B + b) * Tc);
-  for (int64_t t = 0; t < frames; ++t)
-    for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t((b * Dz + d) * Tc + t)] = hidden[size_t(t * Dz + d)];
+  transpose(hidden.data(), frames, Dz, Dz, res.hidden_states.data.data() + b * Dz * Tc, Tc);
   return frames;
 }
 
@@ -311,9 +311,7 @@ void decode_row_streamed(const Codec::Impl& impl, int nq, const CodeTensor& code
   std::vector<float> interleaved;
   for (int64_t at = 0; at < frames; at += push)
     stream.push(codes.data.data() + b * T + at, nq, std::min(push, frames - at), B * T, interleaved);
-  const int64_t samples = int64_t(interleaved.size()) / C;
-  for (int64_t n = 0; n < samples; ++n)
-    for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t((b * C + ch) * N + n)] = interleaved[size_t(n * C + ch)];
+  transpose(interleaved.data(), int64_t(interleaved.size()) / C, C, C, res.audio.data.data() + b * C * N, N);
 }
 
 }  // namespace
@@ -400,18 +398,15 @@ EncodeResult Codec::encode(const Tensor& audio, const EncodeOptions& opt) const 
     const int64_t samples = frames * ds;
     // Time-major input: interleaved L0 R0 L1 R1 ... (width 1), or C channels wide.
     x.assign(size_t(samples * C), 0.0f);
-    for (int64_t n = 0; n < L; ++n)
-      for (int64_t ch = 0; ch < C; ++ch) x[size_t(n * C + ch)] = audio.data[size_t((b * C + ch) * T + n)];
+    transpose(audio.data.data() + b * C * T, C, L, T, x.data(), C);
     std::vector<std::vector<float>> mods;
     impl_->run_encoder(x.data(), c.interleaved() ? samples * C : samples, c.interleaved() ? 1 : C, s,
                        opt.return_module_outputs ? &mods : nullptr);
     // Hidden states (B, D, T'), channel-first.
-    for (int64_t t = 0; t < frames; ++t)
-      for (int64_t d = 0; d < Dz; ++d) res.hidden_states.data[size_t((b * Dz + d) * Tc + t)] = s.a[size_t(t * Dz + d)];
+    transpose(s.a.data(), frames, Dz, Dz, res.hidden_states.data.data() + b * Dz * Tc, Tc);
     for (size_t m = 0; m < mods.size(); ++m) {
-      const int64_t W = module_widths[m], Lm = Tc * ups[m], n = frames * ups[m];
-      for (int64_t t = 0; t < n; ++t)
-        for (int64_t d = 0; d < W; ++d) res.module_outputs[m].data[size_t((b * W + d) * Lm + t)] = mods[m][size_t(t * W + d)];
+      const int64_t W = module_widths[m], Lm = Tc * ups[m];
+      transpose(mods[m].data(), frames * ups[m], W, W, res.module_outputs[m].data.data() + b * W * Lm, Lm);
     }
     codes.resize(size_t(nq * frames));
     impl_->quantizer->encode(s.a.data(), frames, nq, codes.data(), frames, s.q);
@@ -479,9 +474,7 @@ DecodeResult Codec::decode(const CodeTensor& input, const DecodeOptions& opt) co
     impl_->quantizer->decode(row_codes.data(), frames, frames, nq, s.a.data(), s.q);
     impl_->run_decoder(frames, s);
     // Time-major samples (interleaved when stereo) -> (C, N) channel-first.
-    const int64_t samples = frames * ds;
-    for (int64_t n = 0; n < samples; ++n)
-      for (int64_t ch = 0; ch < C; ++ch) res.audio.data[size_t((b * C + ch) * N + n)] = s.a[size_t(n * C + ch)];
+    transpose(s.a.data(), frames * ds, C, C, res.audio.data.data() + b * C * N, N);
   }
   return res;
 }
@@ -508,8 +501,7 @@ void Codec::streaming_decode(const CodeTensor& codes, int64_t chunk_tokens, cons
     stream.push(canon.data.data() + start, nq, std::min(chunk_tokens, T - start), T, interleaved);
     const int64_t n = int64_t(interleaved.size()) / C;
     Tensor chunk({1, C, n});
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t ch = 0; ch < C; ++ch) chunk.data[size_t(ch * n + t)] = interleaved[size_t(t * C + ch)];
+    transpose(interleaved.data(), n, C, C, chunk.data.data(), n);
     on_chunk(std::move(chunk));
   }
 }

@@ -1,5 +1,6 @@
 #include <cstring>
 
+#include "kernels/transpose.h"
 #include "streaming/stream_impl.h"
 
 namespace moss {
@@ -45,8 +46,7 @@ Tensor DecoderStream::push(const CodeTensor& codes) {
   impl_->push(codes.data.data(), codes.dim(0), codes.dim(1), codes.dim(1), interleaved);
   const int64_t C = impl_->model.config.channels(), N = int64_t(interleaved.size()) / C;
   Tensor out({C, N});
-  for (int64_t t = 0; t < N; ++t)
-    for (int64_t ch = 0; ch < C; ++ch) out.data[size_t(ch * N + t)] = interleaved[size_t(t * C + ch)];
+  transpose(interleaved.data(), N, C, C, out.data.data(), N);
   return out;
 }
 

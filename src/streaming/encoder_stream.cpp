@@ -1,6 +1,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/transpose.h"
 #include "streaming/stream_impl.h"
 
 namespace moss {
@@ -51,8 +52,7 @@ void EncoderStream::Impl::push(const float* samples, int64_t n, int64_t stride, 
                     (std::isnan(samples[ch * stride + t]) ? "NaN" : "infinite") + "; audio must be finite");
   const size_t old = pending.size();
   pending.resize(old + size_t(n * C));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t ch = 0; ch < C; ++ch) pending[old + size_t(t * C + ch)] = samples[ch * stride + t];
+  transpose(samples, C, n, stride, pending.data() + old, C);
   const int64_t k = int64_t(pending.size()) / (C * ds);
   if (k == 0) return;
   encode_frames(pending.data(), k, codes, hidden);
@@ -89,8 +89,7 @@ static EncodedChunk to_chunk(const Codec::Impl& model, int nq, std::vector<std::
   out.codes = CodeTensor({int64_t(nq), k});
   for (int i = 0; i < nq; ++i) std::copy(codes[size_t(i)].begin(), codes[size_t(i)].end(), out.codes.data.begin() + i * k);
   out.hidden_states = Tensor({D, k});
-  for (int64_t t = 0; t < k; ++t)
-    for (int64_t d = 0; d < D; ++d) out.hidden_states.data[size_t(d * k + t)] = hidden[size_t(t * D + d)];
+  transpose(hidden.data(), k, D, D, out.hidden_states.data.data(), k);
   return out;
 }
 
