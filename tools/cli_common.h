@@ -1,12 +1,15 @@
 #pragma once
 // What every moss-codec command shares: exit codes, the safe-output rule,
 // progress on a terminal, and the --json summary line.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "moss_codec/tensor.h"
 
 namespace moss::cli {
 
@@ -64,6 +67,16 @@ class Progress {
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0);
+
+// Columns [at, at + n) of a (rows x cols) row-major array, as (rows x n):
+// how the commands cut audio and codes into pushes.
+template <typename T>
+BasicTensor<T> columns(const std::vector<T>& data, int64_t rows, int64_t cols, int64_t at, int64_t n) {
+  BasicTensor<T> piece({rows, n});
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(data.begin() + r * cols + at, data.begin() + r * cols + at + n, piece.data.begin() + r * n);
+  return piece;
+}
 
 // Prints the --json summary line (stdout, or stderr when stdout carries data).
 void print_json(const nlohmann::json& j, bool to_stderr = false);

@@ -61,12 +61,9 @@ void decode_chunks(const std::shared_ptr<const Codec>& codec, const CodeTensor& 
   Progress progress("decode", !common.quiet);
   for (int64_t at = 0; at < T; at += chunk) {
     const int64_t n = std::min(chunk, T - at);
-    CodeTensor piece({R, n});
-    for (int64_t i = 0; i < R; ++i)
-      std::copy(canon.data.begin() + i * T + at, canon.data.begin() + i * T + at + n, piece.data.begin() + i * n);
     Tensor audio;
     try {
-      audio = stream.push(piece);
+      audio = stream.push(columns(canon.data, R, T, at, n));
     } catch (const Error& e) {
       throw CliError{kBadInput, e.what()};
     }

@@ -28,10 +28,7 @@ CodeTensor encode_audio(const std::shared_ptr<const Codec>& codec, const Tensor&
   Progress progress("encode", !common.quiet);
   for (int64_t at = 0; at < N; at += push) {
     const int64_t n = std::min(push, N - at);
-    Tensor piece({C, n});
-    for (int64_t c = 0; c < C; ++c)
-      std::copy(audio.data.begin() + c * N + at, audio.data.begin() + c * N + at + n, piece.data.begin() + c * n);
-    EncodedChunk chunk = stream.push(piece);
+    EncodedChunk chunk = stream.push(columns(audio.data, C, N, at, n));
     const int64_t k = chunk.codes.dim(1);
     rows.resize(size_t(chunk.codes.dim(0)));
     for (size_t i = 0; i < rows.size(); ++i)
