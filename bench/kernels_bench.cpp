@@ -3,6 +3,7 @@
 // FLOP rates are reported as items per second (1 item = 1 FLOP).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "kernels/gemm.h"
 #include "kernels/onednn_matmul.h"
 #include "kernels/positional.h"
+#include "machine_probe.h"
 
 namespace {
 
@@ -45,6 +47,47 @@ void BM_Matmul(benchmark::State& st) {
       ->Args({125, 5120, 1280})->Args({125, 1280, 5120})->Args({1, 3840, 1280})->Args({8, 2304, 768})
 BENCHMARK(BM_Sgemm)->LINEAR_SHAPES->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Matmul)->LINEAR_SHAPES->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A streaming step: a few rows against weights that are not in any cache (a
+// pool of distinct matrices, 1 GiB in all, used in turn), as in the decoder's
+// per-frame pass. Reported as weight bytes read per second.
+void BM_WeightStream(benchmark::State& st) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  const int64_t pool = std::max<int64_t>(2, (int64_t(1) << 28) / (n * k));
+  std::vector<float> w(size_t(pool * n * k), 0.01f);
+  auto x = randoms(size_t(m * k));
+  std::vector<float> y(size_t(m * n));
+  int64_t i = 0;
+  for (auto _ : st) moss::linear_forward(x.data(), m, k, w.data() + (i++ % pool) * n * k, n, y.data());
+  st.SetBytesProcessed(st.iterations() * n * k * int64_t(sizeof(float)));
+}
+// The v1 decoder's per-frame products: 1 row on the 1280-wide stage, then 2,
+// 4 and 8 rows on the 768-wide ones (in_proj, out_proj, ffn in, ffn out).
+BENCHMARK(BM_WeightStream)
+    ->ArgsProduct({{1}, {3840}, {1280}})
+    ->Args({1, 1280, 1280})
+    ->Args({1, 5120, 1280})
+    ->Args({1, 1280, 5120})
+    ->Args({2, 2304, 768})
+    ->Args({2, 3072, 768})
+    ->Args({2, 768, 3072})
+    ->Args({4, 2304, 768})
+    ->Args({4, 3072, 768})
+    ->Args({4, 768, 3072})
+    ->Args({8, 2304, 768})
+    ->Args({8, 3072, 768})
+    ->Args({8, 768, 3072})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// The machine's read bandwidth as the bench command measures it: the floor
+// that BM_WeightStream is compared with (run them together: it drifts).
+void BM_ReadBandwidth(benchmark::State& st) {
+  double gbs = 0;
+  for (auto _ : st) gbs = moss::cli::measure_read_bandwidth_gbs();
+  st.counters["GB/s"] = gbs;
+}
+BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Windowed causal attention: (frames, window, heads) of the v1 stages.
 void BM_Attention(benchmark::State& st) {

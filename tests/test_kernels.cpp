@@ -2,6 +2,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
+#include "kernels/few_row_gemm.h"
 #include "kernels/positional.h"
 #include "kernels/vector_math.h"
 #include "model/patch.h"
@@ -164,6 +165,52 @@ TEST(VectorMath, ExpAndGeluAccuracy) {
     const double exact = 0.5 * xs[i] * (1.0 + std::erf(double(xs[i]) / std::sqrt(2.0)));
     ASSERT_NEAR(g[i], exact, 2e-7 * std::max(1.0, std::fabs(double(xs[i])))) << xs[i];
   }
+}
+
+}  // namespace moss::test
+
+namespace moss::test {
+
+// Every few-row kernel this CPU runs, on every row count and on shapes that
+// hit each path: lengths below, at and above a vector, odd tails, rows both
+// sides of the 2048 switch, output counts off the 4-row blocks, padded
+// strides, alpha, accumulation, and sizes that split over the threads.
+TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {3, 15},    {7, 16},    {13, 33},
+                                                            {37, 130}, {64, 2100}, {9, 4100}, {1030, 80}};
+  int checked = 0;
+  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
+    if (!few_row_gemm_available(isa)) continue;
+    for (int64_t m = 1; m <= kFewRowsMax; ++m)
+      for (auto [n, k] : shapes)
+        for (int variant = 0; variant < 2; ++variant) {
+          const int64_t ldx = k + 3 * variant, ldw = k + 5 * variant, ldy = n + 2 * variant;
+          const float alpha = variant ? 0.5f : 1.0f;
+          const bool accumulate = variant == 1;
+          auto x = random_floats(size_t(m * ldx), 11), w = random_floats(size_t(n * ldw), 12);
+          auto y = random_floats(size_t(m * ldy), 13);
+          const auto y0 = y;
+          few_row_gemm({x.data(), ldx, m, k, w.data(), ldw, n, y.data(), ldy, alpha, accumulate}, isa);
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t j = 0; j < n; ++j) {
+              double dot = 0, mag = 0;
+              for (int64_t t = 0; t < k; ++t) {
+                dot += double(x[size_t(r * ldx + t)]) * w[size_t(j * ldw + t)];
+                mag += std::fabs(double(x[size_t(r * ldx + t)]) * w[size_t(j * ldw + t)]);
+              }
+              const double expect = alpha * dot + (accumulate ? y0[size_t(r * ldy + j)] : 0.0);
+              ASSERT_NEAR(y[size_t(r * ldy + j)], expect, 1e-6 * (1 + mag))
+                  << "isa " << int(isa) << " m " << m << " n " << n << " k " << k << " variant " << variant;
+            }
+          // Padding between rows of y is never written.
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t j = n; j < ldy; ++j) ASSERT_EQ(y[size_t(r * ldy + j)], y0[size_t(r * ldy + j)]);
+          ++checked;
+        }
+  }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
+#endif
 }
 
 }  // namespace moss::test

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "kernels/few_row_gemm.h"
 #include "moss_codec/error.h"
 
 namespace moss {
@@ -18,9 +19,14 @@ void sgemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const flo
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
     return;
   }
-  // A few rows against a large weight matrix (streaming steps) is a read of the
-  // weights: oneDNN runs such products on one thread, so split the output
-  // columns between the threads instead, each reading its own slice.
+  // A few rows against a weight matrix (a streaming step) is a read of the
+  // weights, which the few-row kernel does at the memory's speed.
+  if (trans_b && m <= kFewRowsMax && (beta == 0.0f || beta == 1.0f) && few_row_gemm_available()) {
+    few_row_gemm({a, lda, m, k, b, ldb, n, c, ldc, alpha, beta == 1.0f});
+    return;
+  }
+  // Otherwise oneDNN runs such products on one thread, so split the output
+  // columns between the threads, each reading its own slice.
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (trans_b && m <= 16 && threads > 1 && n >= 256 * threads && n * k >= (1 << 18)) {
     dnnl_status_t status = dnnl_success;

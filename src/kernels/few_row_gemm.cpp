@@ -1,0 +1,123 @@
+#include "kernels/few_row_gemm.h"
+
+#include <omp.h>
+
+#include <cstdint>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MOSS_FEW_ROW_KERNELS 1
+#endif
+
+namespace moss {
+
+#if MOSS_FEW_ROW_KERNELS
+
+// The same kernel text compiled for AVX-512 and for AVX2+FMA; the caller picks
+// by the CPU's features at run time, so the default build stays portable.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+namespace few_rows_avx512 {
+struct Vec {
+  using V = __m512;
+  static constexpr int kLanes = 16, kRegisters = 32;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  // The masked forms: GCC 12 warns on the unmasked ones' undefined source.
+  static float sum(V v) {
+    v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(v);
+  }
+};
+using Operands = FewRowProduct;
+#include "kernels/few_row_gemm_body.inc"
+}  // namespace few_rows_avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace few_rows_avx2 {
+struct Vec {
+  using V = __m256;
+  static constexpr int kLanes = 8, kRegisters = 16;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static float sum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+using Operands = FewRowProduct;
+#include "kernels/few_row_gemm_body.inc"
+}  // namespace few_rows_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+namespace {
+using RangeKernel = void (*)(const FewRowProduct&, int64_t, int64_t);
+
+RangeKernel kernel_for(FewRowIsa isa) {
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  switch (isa) {
+    case FewRowIsa::Avx512: return avx512 ? few_rows_avx512::few_rows_range : nullptr;
+    case FewRowIsa::Avx2: return avx2 ? few_rows_avx2::few_rows_range : nullptr;
+    case FewRowIsa::Best: break;
+  }
+  return avx512 ? few_rows_avx512::few_rows_range : avx2 ? few_rows_avx2::few_rows_range : nullptr;
+}
+
+RangeKernel kernel(FewRowIsa isa) {
+  static const RangeKernel best = kernel_for(FewRowIsa::Best);
+  return isa == FewRowIsa::Best ? best : kernel_for(isa);
+}
+}  // namespace
+
+bool few_row_gemm_available(FewRowIsa isa) { return kernel(isa) != nullptr; }
+
+void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
+  const RangeKernel run = kernel(isa);
+  // Below ~256 KB of weights the threads' start-up costs more than the read.
+  const int threads = omp_in_parallel() || p.n * p.k < (int64_t(1) << 16) ? 1 : omp_get_max_threads();
+  if (threads == 1) {
+    run(p, 0, p.n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    // Slices in whole blocks of 4 weight rows (the blocked kernels' unit).
+    const int64_t n0 = (p.n * t / nt) & ~int64_t(3), n1 = t + 1 == nt ? p.n : (p.n * (t + 1) / nt) & ~int64_t(3);
+    run(p, n0, n1);
+  }
+}
+
+#else  // no x86-64 kernels: callers use sgemm
+
+bool few_row_gemm_available(FewRowIsa) { return false; }
+void few_row_gemm(const FewRowProduct&, FewRowIsa) {}
+
+#endif
+
+}  // namespace moss

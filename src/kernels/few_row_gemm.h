@@ -1,0 +1,40 @@
+#pragma once
+// Products of a few rows (1-8: one streaming step) with a large weight matrix.
+// They are reads of the weights, nothing else: each thread streams its own
+// contiguous slice of W once, with every row of x applied to each weight
+// vector while it is in registers. Written for this because oneDNN's sgemm
+// ran the v1 decoder's per-frame products at ~26 GB/s of weight reads where
+// memory gave ~35-47 (BM_WeightStream in bench/ measures both).
+#include <cstdint>
+
+namespace moss {
+
+// The most rows few_row_gemm handles; more go through sgemm/matmul.
+inline constexpr int64_t kFewRowsMax = 8;
+
+// y[m x n] = alpha * x[m x k] W^T (+ y when accumulate), W row-major [n x k];
+// ld* are row strides in floats.
+struct FewRowProduct {
+  const float* x = nullptr;
+  int64_t ldx = 0, m = 0, k = 0;
+  const float* w = nullptr;
+  int64_t ldw = 0, n = 0;
+  float* y = nullptr;
+  int64_t ldy = 0;
+  float alpha = 1.0f;
+  bool accumulate = false;
+};
+
+// The instruction sets there are kernels for; Best is what this CPU runs best.
+enum class FewRowIsa { Best, Avx512, Avx2 };
+
+// Whether this CPU runs the kernel for isa (Best: any few-row kernel at all;
+// none off x86-64, where sgemm serves instead).
+bool few_row_gemm_available(FewRowIsa isa = FewRowIsa::Best);
+
+// Runs p (1 <= p.m <= kFewRowsMax; few_row_gemm_available(isa) must hold),
+// splitting the n outputs over the OpenMP threads unless already in parallel.
+// Tests name an isa to check every kernel on one machine.
+void few_row_gemm(const FewRowProduct& p, FewRowIsa isa = FewRowIsa::Best);
+
+}  // namespace moss
