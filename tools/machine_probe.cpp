@@ -117,8 +117,8 @@ double measure_fma_peak_gflops() {
   return best;
 }
 
-double measure_read_bandwidth_gbs() {
-  const int64_t n = int64_t(256) << 20;  // 1 GiB of floats
+double measure_read_bandwidth_gbs(long long buffer_mib) {
+  const int64_t n = int64_t(buffer_mib) << 18;  // floats
   std::vector<float> buf(static_cast<size_t>(n));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) buf[size_t(i)] = float(i & 1023);
