@@ -129,7 +129,10 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
       KvWindow& kv = state->layers[l];
       const int64_t keep = kept_keys();
       if ((kv.start + kv.rows + n) * D > int64_t(kv.k.size())) {  // compact, growing if needed
-        const int64_t cap = 2 * (keep + n);
+        // Room for the kept keys, this push and half a window of slack, so a
+        // stream of small pushes compacts (moves keep rows) once every
+        // keep / 2 rows: about two rows moved per row pushed.
+        const int64_t cap = keep + n + std::max<int64_t>(keep / 2, 16);
         if (kv.rows) {
           std::memmove(kv.k.data(), kv.k.data() + kv.start * D, sizeof(float) * size_t(kv.rows * D));
           std::memmove(kv.v.data(), kv.v.data() + kv.start * D, sizeof(float) * size_t(kv.rows * D));
