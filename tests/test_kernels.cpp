@@ -213,4 +213,38 @@ TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
 #endif
 }
 
+// Attention's weighted sum of values for a few rows: every kernel, value
+// widths below, at and off a vector, padded strides.
+TEST(FewRowWeightedSum, EveryKernelMatchesDoublePrecision) {
+  int checked = 0;
+  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
+    if (!few_row_gemm_available(isa)) continue;
+    for (int64_t m = 1; m <= kFewRowsMax; ++m)
+      for (int64_t span : {1, 7, 130})
+        for (int64_t d : {1, 15, 16, 64, 70}) {
+          const int64_t ldp = span + 1, ldv = d + 3, ldy = d + 2;
+          auto p = random_floats(size_t(m * ldp), 21), v = random_floats(size_t(span * ldv), 22);
+          auto y = random_floats(size_t(m * ldy), 23);
+          const auto y0 = y;
+          few_row_weighted_sum({p.data(), ldp, m, span, v.data(), ldv, d, y.data(), ldy}, isa);
+          for (int64_t r = 0; r < m; ++r) {
+            for (int64_t c = 0; c < d; ++c) {
+              double sum = 0, mag = 0;
+              for (int64_t j = 0; j < span; ++j) {
+                sum += double(p[size_t(r * ldp + j)]) * v[size_t(j * ldv + c)];
+                mag += std::fabs(double(p[size_t(r * ldp + j)]) * v[size_t(j * ldv + c)]);
+              }
+              ASSERT_NEAR(y[size_t(r * ldy + c)], sum, 1e-6 * (1 + mag))
+                  << "isa " << int(isa) << " m " << m << " span " << span << " d " << d;
+            }
+            for (int64_t c = d; c < ldy; ++c) ASSERT_EQ(y[size_t(r * ldy + c)], y0[size_t(r * ldy + c)]);
+          }
+          ++checked;
+        }
+  }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
+#endif
+}
+
 }  // namespace moss::test

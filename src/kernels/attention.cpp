@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/few_row_gemm.h"
 #include "kernels/gemm.h"
 #include "kernels/vector_math.h"
 
@@ -76,8 +77,11 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         }
         softmax_window(row, span, jlo, jhi);
       }
-      sgemm(false, bq, s.head_dim, span, 1.0f, scores.data(), span, vh, ldkv, 0.0f,
-            out + i0 * ldo + int64_t(h) * s.head_dim, ldo);
+      float* oh = out + i0 * ldo + int64_t(h) * s.head_dim;
+      if (bq <= kFewRowsMax && few_row_gemm_available())  // a streaming step: cheaper than a call into oneDNN
+        few_row_weighted_sum({scores.data(), span, bq, span, vh, ldkv, s.head_dim, oh, ldo});
+      else
+        sgemm(false, bq, s.head_dim, span, 1.0f, scores.data(), span, vh, ldkv, 0.0f, oh, ldo);
     }
   }
 }

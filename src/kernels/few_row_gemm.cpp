@@ -29,6 +29,8 @@ struct Vec {
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V broadcast(float f) { return _mm512_set1_ps(f); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   // The masked forms: GCC 12 warns on the unmasked ones' undefined source.
   static float sum(V v) {
     v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -57,6 +59,8 @@ struct Vec {
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V broadcast(float f) { return _mm256_set1_ps(f); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static float sum(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -74,30 +78,37 @@ using Operands = FewRowProduct;
 #endif
 
 namespace {
-using RangeKernel = void (*)(const FewRowProduct&, int64_t, int64_t);
+struct Kernels {
+  void (*range)(const FewRowProduct&, int64_t, int64_t) = nullptr;
+  void (*weighted_sum)(const WeightedSum&) = nullptr;
+};
 
-RangeKernel kernel_for(FewRowIsa isa) {
+Kernels kernels_for(FewRowIsa isa) {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const Kernels k512{few_rows_avx512::few_rows_range, few_rows_avx512::few_rows_weighted_sum};
+  const Kernels k2{few_rows_avx2::few_rows_range, few_rows_avx2::few_rows_weighted_sum};
   switch (isa) {
-    case FewRowIsa::Avx512: return avx512 ? few_rows_avx512::few_rows_range : nullptr;
-    case FewRowIsa::Avx2: return avx2 ? few_rows_avx2::few_rows_range : nullptr;
+    case FewRowIsa::Avx512: return avx512 ? k512 : Kernels{};
+    case FewRowIsa::Avx2: return avx2 ? k2 : Kernels{};
     case FewRowIsa::Best: break;
   }
-  return avx512 ? few_rows_avx512::few_rows_range : avx2 ? few_rows_avx2::few_rows_range : nullptr;
+  return avx512 ? k512 : avx2 ? k2 : Kernels{};
 }
 
-RangeKernel kernel(FewRowIsa isa) {
-  static const RangeKernel best = kernel_for(FewRowIsa::Best);
-  return isa == FewRowIsa::Best ? best : kernel_for(isa);
+Kernels kernels(FewRowIsa isa) {
+  static const Kernels best = kernels_for(FewRowIsa::Best);
+  return isa == FewRowIsa::Best ? best : kernels_for(isa);
 }
 }  // namespace
 
-bool few_row_gemm_available(FewRowIsa isa) { return kernel(isa) != nullptr; }
+bool few_row_gemm_available(FewRowIsa isa) { return kernels(isa).range != nullptr; }
+
+void few_row_weighted_sum(const WeightedSum& s, FewRowIsa isa) { kernels(isa).weighted_sum(s); }
 
 void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
-  const RangeKernel run = kernel(isa);
+  const auto run = kernels(isa).range;
   // Below ~256 KB of weights the threads' start-up costs more than the read.
   const int threads = omp_in_parallel() || p.n * p.k < (int64_t(1) << 16) ? 1 : omp_get_max_threads();
   if (threads == 1) {
@@ -117,6 +128,7 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
 
 bool few_row_gemm_available(FewRowIsa) { return false; }
 void few_row_gemm(const FewRowProduct&, FewRowIsa) {}
+void few_row_weighted_sum(const WeightedSum&, FewRowIsa) {}
 
 #endif
 

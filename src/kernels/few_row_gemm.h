@@ -25,6 +25,17 @@ struct FewRowProduct {
   bool accumulate = false;
 };
 
+// y[m x d] = p[m x span] V[span x d] (V row-major, rows ldv apart): the
+// weighted sum of values in a streaming step's attention.
+struct WeightedSum {
+  const float* p = nullptr;
+  int64_t ldp = 0, m = 0, span = 0;
+  const float* v = nullptr;
+  int64_t ldv = 0, d = 0;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
 // The instruction sets there are kernels for; Best is what this CPU runs best.
 enum class FewRowIsa { Best, Avx512, Avx2 };
 
@@ -36,5 +47,8 @@ bool few_row_gemm_available(FewRowIsa isa = FewRowIsa::Best);
 // splitting the n outputs over the OpenMP threads unless already in parallel.
 // Tests name an isa to check every kernel on one machine.
 void few_row_gemm(const FewRowProduct& p, FewRowIsa isa = FewRowIsa::Best);
+
+// Runs s (1 <= s.m <= kFewRowsMax) on the calling thread; same conditions.
+void few_row_weighted_sum(const WeightedSum& s, FewRowIsa isa = FewRowIsa::Best);
 
 }  // namespace moss
