@@ -38,12 +38,18 @@ MOSS_VECTOR_CLONES static void softmax_window(float* row, int64_t span, int64_t 
   for (int64_t j = jhi; j < span; ++j) row[j] = 0.0f;
 }
 
-void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const float* k, const float* v,
-                        int64_t ldkv, float* out, int64_t ldo) {
+namespace {
+
+// The loop both layouts share: per (head, block of up to 128 queries), the
+// scores over the keys the block can see, the windowed softmax, and the
+// weighted sum of values. scores_fn(h, lo, span, bq, qh, scores) and
+// values_fn(h, lo, span, bq, scores, oh) do the two products for a layout.
+template <class ScoresFn, class ValuesFn>
+void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, int64_t ldo, ScoresFn scores_fn,
+            ValuesFn values_fn) {
   const int64_t nq = s.n_queries, nk = s.n_keys, offset = nk - nq;  // key row of query i is offset + i
   const int64_t kBlock = 128;
   const int64_t blocks = (nq + kBlock - 1) / kBlock;
-  const float scale = 1.0f / std::sqrt(float(s.head_dim));
   const int64_t tasks = blocks * s.heads;
   // Threads only pay off on real work: a streaming step of a few frames would
   // spend longer waking a team than computing.
@@ -63,10 +69,7 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
       }
       const int64_t span = hi - lo;
       scores.resize(size_t(bq * span));
-      const float* qh = q + i0 * ldq + int64_t(h) * s.head_dim;
-      const float* kh = k + lo * ldkv + int64_t(h) * s.head_dim;
-      const float* vh = v + lo * ldkv + int64_t(h) * s.head_dim;
-      sgemm(true, bq, span, s.head_dim, scale, qh, ldq, kh, ldkv, 0.0f, scores.data(), span);
+      scores_fn(h, lo, span, bq, q + i0 * ldq + int64_t(h) * s.head_dim, scores.data());
       for (int64_t r = 0; r < bq; ++r) {
         float* row = scores.data() + r * span;
         int64_t jlo = 0, jhi = span;  // visible range within the span
@@ -77,13 +80,55 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         }
         softmax_window(row, span, jlo, jhi);
       }
-      float* oh = out + i0 * ldo + int64_t(h) * s.head_dim;
-      if (bq <= kFewRowsMax && few_row_gemm_available())  // a streaming step: cheaper than a call into oneDNN
-        few_row_weighted_sum({scores.data(), span, bq, span, vh, ldkv, s.head_dim, oh, ldo});
-      else
-        sgemm(false, bq, s.head_dim, span, 1.0f, scores.data(), span, vh, ldkv, 0.0f, oh, ldo);
+      values_fn(h, lo, span, bq, scores.data(), out + i0 * ldo + int64_t(h) * s.head_dim);
     }
   }
+}
+
+// p[bq x span] V[span x head_dim] into out (row stride ldo); V rows ldv apart.
+void weighted_values(const float* p, int64_t bq, int64_t span, const float* v, int64_t ldv, int64_t head_dim,
+                     float* out, int64_t ldo) {
+  if (bq <= kFewRowsMax && few_row_gemm_available())  // a streaming step: cheaper than a call into oneDNN
+    few_row_weighted_sum({p, span, bq, span, v, ldv, head_dim, out, ldo});
+  else
+    sgemm(false, bq, head_dim, span, 1.0f, p, span, v, ldv, 0.0f, out, ldo);
+}
+
+}  // namespace
+
+void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const float* k, const float* v,
+                        int64_t ldkv, float* out, int64_t ldo) {
+  const float scale = 1.0f / std::sqrt(float(s.head_dim));
+  const int64_t dh = s.head_dim;
+  attend(
+      s, q, ldq, out, ldo,
+      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, float* scores) {
+        sgemm(true, bq, span, dh, scale, qh, ldq, k + lo * ldkv + h * dh, ldkv, 0.0f, scores, span);
+      },
+      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* p, float* oh) {
+        weighted_values(p, bq, span, v + lo * ldkv + h * dh, ldkv, dh, oh, ldo);
+      });
+}
+
+void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const HeadMajorKv& kv, float* out,
+                        int64_t ldo) {
+  const float scale = 1.0f / std::sqrt(float(s.head_dim));
+  const int64_t dh = s.head_dim, cap = kv.capacity;
+  attend(
+      s, q, ldq, out, ldo,
+      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, float* scores) {
+        // Keys stored transposed: Q K^T is a plain product, 16 keys per vector.
+        const float* kt = kv.kt + int64_t(h) * dh * cap + kv.first + lo;
+        if (bq <= kFewRowsMax && few_row_gemm_available()) {
+          few_row_weighted_sum({qh, ldq, bq, dh, kt, cap, span, scores, span});
+          for (int64_t i = 0; i < bq * span; ++i) scores[i] *= scale;
+        } else {
+          sgemm(false, bq, span, dh, scale, qh, ldq, kt, cap, 0.0f, scores, span);
+        }
+      },
+      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* p, float* oh) {
+        weighted_values(p, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
+      });
 }
 
 }  // namespace moss

@@ -20,4 +20,19 @@ struct AttentionShape {
 void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const float* k, const float* v,
                         int64_t ldkv, float* out, int64_t ldo);
 
+// A stream's cached keys and values, head-major so that each head's window is
+// contiguous: keys transposed, kt[(h * head_dim + c) * capacity + j] holds
+// component c of key j; values v[(h * capacity + j) * head_dim + c]. The
+// n_keys live rows start at row `first`.
+struct HeadMajorKv {
+  const float* kt = nullptr;
+  const float* v = nullptr;
+  int64_t capacity = 0, first = 0;
+};
+
+// The same attention against a head-major cache (the queries' own keys must
+// already be in it, as its last n_queries rows).
+void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const HeadMajorKv& kv, float* out,
+                        int64_t ldo);
+
 }  // namespace moss

@@ -127,36 +127,10 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
     shape.causal = cfg_.causal;
     if (state) {
       KvWindow& kv = state->layers[l];
-      const int64_t keep = kept_keys();
-      if ((kv.start + kv.rows + n) * D > int64_t(kv.k.size())) {  // compact, growing if needed
-        // Room for the kept keys, this push and half a window of slack, so a
-        // stream of small pushes compacts (moves keep rows) once every
-        // keep / 2 rows: about two rows moved per row pushed.
-        const int64_t cap = keep + n + std::max<int64_t>(keep / 2, 16);
-        if (kv.rows) {
-          std::memmove(kv.k.data(), kv.k.data() + kv.start * D, sizeof(float) * size_t(kv.rows * D));
-          std::memmove(kv.v.data(), kv.v.data() + kv.start * D, sizeof(float) * size_t(kv.rows * D));
-        }
-        kv.start = 0;
-        if (int64_t(kv.k.size()) < cap * D) {
-          kv.k.resize(size_t(cap * D));
-          kv.v.resize(size_t(cap * D));
-        }
-      }
-      float* kd = kv.k.data() + (kv.start + kv.rows) * D;
-      float* vd = kv.v.data() + (kv.start + kv.rows) * D;
-      for (int64_t t = 0; t < n; ++t) {
-        std::memcpy(kd + t * D, ws.qkv.data() + t * 3 * D + D, sizeof(float) * size_t(D));
-        std::memcpy(vd + t * D, ws.qkv.data() + t * 3 * D + 2 * D, sizeof(float) * size_t(D));
-      }
-      kv.rows += n;
-      shape.n_keys = kv.rows;
-      windowed_attention(shape, ws.qkv.data(), 3 * D, kv.k.data() + kv.start * D, kv.v.data() + kv.start * D, D,
-                         ws.attn.data(), D);
-      if (kv.rows > keep) {
-        kv.start += kv.rows - keep;
-        kv.rows = keep;
-      }
+      kv.append(ws.qkv.data() + D, ws.qkv.data() + 2 * D, 3 * D, n, int(H), int(dh), kept_keys());
+      shape.n_keys = kv.rows();
+      windowed_attention(shape, ws.qkv.data(), 3 * D, kv.view(), ws.attn.data(), D);
+      kv.keep_newest(kept_keys());
     } else {
       shape.n_keys = n;
       windowed_attention(shape, ws.qkv.data(), 3 * D, ws.qkv.data() + D, ws.qkv.data() + 2 * D, 3 * D, ws.attn.data(),

@@ -7,6 +7,7 @@
 
 #include "io/weight_store.h"
 #include "kernels/positional.h"
+#include "model/kv_window.h"
 #include "model/linear.h"
 #include "moss_codec/config.h"
 
@@ -14,19 +15,12 @@ namespace moss {
 
 // What one stream of one transformer remembers between chunks: its absolute
 // position and, per layer, the keys/values the next queries can still see.
-// Rows [start, start + rows) of k and v are live; the buffer is compacted only
-// when full, so appending costs O(1) per frame amortized.
-struct KvWindow {
-  std::vector<float> k, v;
-  int64_t start = 0, rows = 0;
-};
-
 struct TransformerState {
   int64_t position = 0;
   std::vector<KvWindow> layers;
   void reset() {
     position = 0;
-    for (auto& l : layers) l.start = l.rows = 0;
+    for (auto& l : layers) l.clear();
   }
 };
 

@@ -11,8 +11,8 @@ StreamStats transformer_stats(const std::vector<TransformerState>& states, int64
   st.frames = frames;
   for (auto& s : states)
     for (auto& kv : s.layers) {
-      st.max_cached_keys = std::max(st.max_cached_keys, kv.rows);
-      st.cache_bytes += int64_t((kv.k.capacity() + kv.v.capacity()) * sizeof(float));
+      st.max_cached_keys = std::max(st.max_cached_keys, kv.rows());
+      st.cache_bytes += kv.bytes();
     }
   return st;
 }

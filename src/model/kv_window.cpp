@@ -1,0 +1,62 @@
+#include "model/kv_window.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace moss {
+
+// Makes room for n more rows after the live ones: moves the live rows to the
+// front, into a larger buffer only when this one cannot hold them plus n (so
+// a stream's memory stops changing once it has seen its largest push).
+void KvWindow::reserve_for(int64_t n, int64_t keep) {
+  if (start_ + rows_ + n <= cap_) return;
+  const int64_t cap = rows_ + n <= cap_ ? cap_ : std::max(keep, rows_) + n + std::max<int64_t>(keep / 2, 16);
+  const int64_t heads = width_ / head_dim_;
+  if (cap == cap_) {  // compact in place
+    for (int64_t c = 0; c < width_; ++c)
+      std::memmove(kt_.data() + c * cap_, kt_.data() + c * cap_ + start_, sizeof(float) * size_t(rows_));
+    for (int64_t h = 0; h < heads; ++h)
+      std::memmove(v_.data() + h * cap_ * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
+                   sizeof(float) * size_t(rows_ * head_dim_));
+  } else {
+    std::vector<float> kt(size_t(width_ * cap)), v(size_t(width_ * cap));
+    for (int64_t c = 0; c < width_ && rows_; ++c)
+      std::memcpy(kt.data() + c * cap, kt_.data() + c * cap_ + start_, sizeof(float) * size_t(rows_));
+    for (int64_t h = 0; h < heads && rows_; ++h)
+      std::memcpy(v.data() + h * cap * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
+                  sizeof(float) * size_t(rows_ * head_dim_));
+    kt_.swap(kt);
+    v_.swap(v);
+    cap_ = cap;
+  }
+  start_ = 0;
+}
+
+void KvWindow::append(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim, int64_t keep) {
+  if (width_ != int64_t(heads) * head_dim || head_dim_ != head_dim) {  // first use
+    width_ = int64_t(heads) * head_dim;
+    head_dim_ = head_dim;
+    kt_.clear();
+    v_.clear();
+    cap_ = start_ = rows_ = 0;
+  }
+  reserve_for(n, keep);
+  const int64_t row0 = start_ + rows_;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* kr = k + t * ld;
+    for (int64_t c = 0; c < width_; ++c) kt_[size_t(c * cap_ + row0 + t)] = kr[c];
+    const float* vr = v + t * ld;
+    for (int64_t h = 0; h < heads; ++h)
+      std::memcpy(v_.data() + (h * cap_ + row0 + t) * head_dim_, vr + h * head_dim_, sizeof(float) * size_t(head_dim_));
+  }
+  rows_ += n;
+}
+
+void KvWindow::keep_newest(int64_t keep) {
+  if (rows_ > keep) {
+    start_ += rows_ - keep;
+    rows_ = keep;
+  }
+}
+
+}  // namespace moss
