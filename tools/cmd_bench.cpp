@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "commands.h"
@@ -20,11 +21,17 @@ struct Latency {
   double median_ms = 0, p95_ms = 0, mean_ms = 0;
 };
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 Latency percentiles(std::vector<double> ms) {
   Latency l;
   if (ms.empty()) return l;
   std::sort(ms.begin(), ms.end());
-  l.median_ms = ms[ms.size() / 2];
+  l.median_ms = median(ms);
   l.p95_ms = ms[std::min(ms.size() - 1, size_t(std::ceil(0.95 * double(ms.size()))) - 1)];
   for (double v : ms) l.mean_ms += v / double(ms.size());
   return l;
@@ -96,9 +103,10 @@ Runner add_bench(CLI::App& app, const Common& common) {
     // Streaming, one 80 ms frame per push. The timed pushes are the steady
     // state: a first push fills every attention window (the longest context
     // of any module), then a few single frames warm up.
-    // This host's memory bandwidth drifts (28-62 GB/s seen within minutes), so
-    // the floor is taken from probes right before and after the timed pushes
-    // (256 MiB: far beyond the caches, small beside the weights' RSS).
+    // This host's memory bandwidth drifts (27-62 GB/s seen within minutes), so
+    // each timed decode push is paired with a bandwidth probe right before it
+    // (one read of 256 MiB: far beyond the caches, small beside the
+    // weights' RSS) and compared with the floor of that moment.
     double context_s = cfg.context_duration;
     for (const auto* part : {&cfg.encoder, &cfg.decoder})
       for (const ModuleConfig& m : *part)
@@ -106,9 +114,11 @@ Runner add_bench(CLI::App& app, const Common& common) {
           context_s = std::max(context_s, *m.transformer.context_duration);
     const int64_t history = std::max<int64_t>(1, int64_t(std::ceil(context_s * cfg.frame_rate())));
     const int64_t warm = 3, T = a->stream_frames;
-    std::vector<double> dec_ms, enc_ms;
-    double stream_bandwidth = 0;
+    std::vector<double> dec_ms, enc_ms, dec_bw, dec_x_floor;
+    const double dec_bytes = double(wi.decoder_parameters) * 4;
     {
+      std::optional<ReadBandwidthProbe> probe;
+      if (!a->skip_probe) probe.emplace(256);
       DecoderStream s(codec);
       const int64_t nq = enc.codes.dim(0), Tc = enc.codes.dim(2);
       auto frames_from = [&](int64_t t0, int64_t n) {  // codes of frames t0..t0+n, cycling
@@ -120,12 +130,18 @@ Runner add_bench(CLI::App& app, const Common& common) {
       s.push(frames_from(0, history));
       for (int64_t t = 0; t < T + warm; ++t) {
         const CodeTensor one = frames_from(history + t, 1);
-        if (t == warm && !a->skip_probe) stream_bandwidth = measure_read_bandwidth_gbs(256);
+        const double bw = probe && t >= warm ? probe->measure(1) : 0;
         const auto s0 = std::chrono::steady_clock::now();
         s.push(one);
-        if (t >= warm) dec_ms.push_back(seconds_since(s0) * 1e3);
+        const double ms = seconds_since(s0) * 1e3;
+        if (t < warm) continue;
+        dec_ms.push_back(ms);
+        if (bw > 0) {
+          dec_bw.push_back(bw);
+          dec_x_floor.push_back(ms / (dec_bytes / (bw * 1e9) * 1e3));
+        }
       }
-      if (!a->skip_probe) stream_bandwidth = std::max(stream_bandwidth, measure_read_bandwidth_gbs(256));
+      probe.reset();
       EncoderStream e(codec);
       auto samples_from = [&](int64_t t0, int64_t n) {  // audio of frames t0..t0+n, cycling
         Tensor piece({C, n * ds});
@@ -145,8 +161,9 @@ Runner add_bench(CLI::App& app, const Common& common) {
     const Latency dl = percentiles(dec_ms), el = percentiles(enc_ms);
     const double enc_flops = cfg.encode_flops(frames), dec_flops = cfg.decode_flops(frames);
     const double enc_floor = peak > 0 ? enc_flops / (peak * 1e9) : 0, dec_floor = peak > 0 ? dec_flops / (peak * 1e9) : 0;
-    const double dec_bytes = double(wi.decoder_parameters) * 4;
+    const double stream_bandwidth = median(dec_bw);
     const double stream_floor_ms = stream_bandwidth > 0 ? dec_bytes / (stream_bandwidth * 1e9) * 1e3 : 0;
+    const double stream_x_floor = median(dec_x_floor);
     const double frame_ms = 1e3 / cfg.frame_rate();
     const double rss = peak_rss_mb();
 
@@ -167,7 +184,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
                   {"streaming_decode_80ms", {{"median_ms", dl.median_ms}, {"p95_ms", dl.p95_ms}, {"floor_ms", stream_floor_ms},
                                              {"read_bandwidth_gbs", stream_bandwidth},
                                              {"weight_read_gbs", dec_bytes / (dl.median_ms * 1e6)},
-                                             {"x_floor", stream_floor_ms > 0 ? dl.median_ms / stream_floor_ms : 0},
+                                             {"x_floor", stream_x_floor},
                                              {"x_realtime", dl.median_ms / frame_ms}}},
                   {"streaming_encode_80ms", {{"median_ms", el.median_ms}, {"p95_ms", el.p95_ms},
                                              {"x_realtime", el.median_ms / frame_ms}}},
@@ -192,9 +209,9 @@ Runner add_bench(CLI::App& app, const Common& common) {
     std::cout << "\n" << std::setprecision(1) << "stream decode    80 ms chunks: median " << dl.median_ms << " ms, p95 "
               << dl.p95_ms << " ms (" << std::setprecision(2) << dl.median_ms / frame_ms << "x real time";
     if (stream_floor_ms > 0)
-      std::cout << "; " << dl.median_ms / stream_floor_ms << "x the bandwidth floor of " << std::setprecision(1)
-                << stream_floor_ms << " ms: " << dec_bytes / 1e9 << " GB of weights at " << stream_bandwidth
-                << " GB/s, measured around this run";
+      std::cout << "; " << stream_x_floor << "x the bandwidth floor, median over pushes each paired with a probe: "
+                << std::setprecision(1) << dec_bytes / 1e9 << " GB of weights at a median " << stream_bandwidth
+                << " GB/s = " << stream_floor_ms << " ms";
     std::cout << ")\n"
               << "stream encode    80 ms chunks: median " << el.median_ms << " ms, p95 " << el.p95_ms << " ms ("
               << std::setprecision(2) << el.median_ms / frame_ms << "x real time)\n"

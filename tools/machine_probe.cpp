@@ -117,23 +117,27 @@ double measure_fma_peak_gflops() {
   return best;
 }
 
-double measure_read_bandwidth_gbs(long long buffer_mib) {
-  const int64_t n = int64_t(buffer_mib) << 18;  // floats
-  std::vector<float> buf(static_cast<size_t>(n));
+ReadBandwidthProbe::ReadBandwidthProbe(long long buffer_mib) : buf_(static_cast<size_t>(int64_t(buffer_mib) << 18)) {
+  const int64_t n = int64_t(buf_.size());
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) buf[size_t(i)] = float(i & 1023);
+  for (int64_t i = 0; i < n; ++i) buf_[size_t(i)] = float(i & 1023);
+}
+
+double ReadBandwidthProbe::measure(int passes) const {
+  const int64_t n = int64_t(buf_.size()), chunk = int64_t(1) << 20;
   double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
+  for (int rep = 0; rep < passes; ++rep) {
     double total = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    const int64_t chunk = int64_t(1) << 20;
 #pragma omp parallel for schedule(static) reduction(+ : total)
-    for (int64_t c = 0; c < n / chunk; ++c) total += sum_block(buf.data() + c * chunk, chunk);
+    for (int64_t c = 0; c < n / chunk; ++c) total += sum_block(buf_.data() + c * chunk, chunk);
     const double s = seconds(t0);
     if (total == -1.0) return 0;  // keep the sum alive
-    best = std::max(best, double(n) * 4 / s / 1e9);
+    best = std::max(best, double(n / chunk * chunk) * 4 / s / 1e9);
   }
   return best;
 }
+
+double measure_read_bandwidth_gbs(long long buffer_mib) { return ReadBandwidthProbe(buffer_mib).measure(3); }
 
 }  // namespace moss::cli
