@@ -72,7 +72,9 @@ CodeTensor parse_npy_codes(const std::string& bytes, const std::string& where) {
     if (!std::all_of(item.begin(), item.end(), ::isdigit) || item.size() > 12) throw Error(where + ": bad shape entry '" + item + "'");
     const int64_t d = std::stoll(item);
     shape.push_back(d);
-    if (d != 0 && count > kMaxElements / d) throw Error(where + ": shape is absurdly large");
+    // Each dimension on its own too: with a 0 elsewhere the count stays 0,
+    // but the strides below are products of the dimensions.
+    if (d > kMaxElements || (d != 0 && count > kMaxElements / d)) throw Error(where + ": shape is absurdly large");
     count *= d;
   }
   if (count > kMaxElements) throw Error(where + ": shape is absurdly large");
@@ -81,6 +83,7 @@ CodeTensor parse_npy_codes(const std::string& bytes, const std::string& where) {
     throw Error(where + ": holds " + std::to_string(bytes.size() - data_at) + " data bytes but shape " + shape_to_string(shape) +
                 " needs " + std::to_string(count * size));
   CodeTensor out(shape);
+  if (count == 0) return out;  // nothing to read (and strides could overflow)
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + data_at);
   std::vector<int64_t> strides(shape.size(), 1);  // element strides of the stored order
   if (fortran)
