@@ -85,13 +85,19 @@ void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, in
   }
 }
 
-// p[bq x span] V[span x head_dim] into out (row stride ldo); V rows ldv apart.
-void weighted_values(const float* p, int64_t bq, int64_t span, const float* v, int64_t ldv, int64_t head_dim,
-                     float* out, int64_t ldo) {
-  if (bq <= kFewRowsMax && few_row_gemm_available())  // a streaming step: cheaper than a call into oneDNN
-    few_row_weighted_sum({p, span, bq, span, v, ldv, head_dim, out, ldo});
-  else
-    sgemm(false, bq, head_dim, span, 1.0f, p, span, v, ldv, 0.0f, out, ldo);
+// out[bq x d] = alpha * p[bq x inner] V[inner x d], rows ldp, ldv, ldo apart:
+// the few-row kernel for a streaming step (cheaper than a call into oneDNN),
+// sgemm otherwise.
+void plain_product(float alpha, const float* p, int64_t ldp, int64_t bq, int64_t inner, const float* v, int64_t ldv,
+                   int64_t d, float* out, int64_t ldo) {
+  if (bq <= kFewRowsMax && few_row_gemm_available()) {
+    few_row_weighted_sum({p, ldp, bq, inner, v, ldv, d, out, ldo});
+    if (alpha != 1.0f)
+      for (int64_t r = 0; r < bq; ++r)
+        for (int64_t c = 0; c < d; ++c) out[r * ldo + c] *= alpha;
+  } else {
+    sgemm(false, bq, d, inner, alpha, p, ldp, v, ldv, 0.0f, out, ldo);
+  }
 }
 
 }  // namespace
@@ -106,7 +112,7 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         sgemm(true, bq, span, dh, scale, qh, ldq, k + lo * ldkv + h * dh, ldkv, 0.0f, scores, span);
       },
       [&](int h, int64_t lo, int64_t span, int64_t bq, const float* p, float* oh) {
-        weighted_values(p, bq, span, v + lo * ldkv + h * dh, ldkv, dh, oh, ldo);
+        plain_product(1.0f, p, span, bq, span, v + lo * ldkv + h * dh, ldkv, dh, oh, ldo);
       });
 }
 
@@ -118,16 +124,10 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
       s, q, ldq, out, ldo,
       [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, float* scores) {
         // Keys stored transposed: Q K^T is a plain product, 16 keys per vector.
-        const float* kt = kv.kt + int64_t(h) * dh * cap + kv.first + lo;
-        if (bq <= kFewRowsMax && few_row_gemm_available()) {
-          few_row_weighted_sum({qh, ldq, bq, dh, kt, cap, span, scores, span});
-          for (int64_t i = 0; i < bq * span; ++i) scores[i] *= scale;
-        } else {
-          sgemm(false, bq, span, dh, scale, qh, ldq, kt, cap, 0.0f, scores, span);
-        }
+        plain_product(scale, qh, ldq, bq, dh, kv.kt + int64_t(h) * dh * cap + kv.first + lo, cap, span, scores, span);
       },
       [&](int h, int64_t lo, int64_t span, int64_t bq, const float* p, float* oh) {
-        weighted_values(p, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
+        plain_product(1.0f, p, span, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
       });
 }
 

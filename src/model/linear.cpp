@@ -12,7 +12,8 @@ Linear::Linear(FloatWeight weight, FloatWeight bias) : w_(std::move(weight)), b_
 }
 
 // Products of more rows than this go through matmul; fewer (streaming steps)
-// through sgemm split over the threads, which reads the weights faster.
+// through sgemm, which hands up to 8 rows to the few-row kernel and splits
+// 9-16 over the threads: both read the weights faster than matmul there.
 static constexpr int64_t kMatmulMinRows = 17;
 
 void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) const {
