@@ -5,26 +5,28 @@
 
 namespace moss {
 
+// Copies the live rows to the front of buffers with row capacity `cap`
+// (memmove: the destination may be these very buffers).
+void KvWindow::move_live_rows(float* kt, float* v, int64_t cap) const {
+  if (rows_ == 0) return;
+  for (int64_t c = 0; c < width_; ++c)
+    std::memmove(kt + c * cap, kt_.data() + c * cap_ + start_, sizeof(float) * size_t(rows_));
+  for (int64_t h = 0; h < width_ / head_dim_; ++h)
+    std::memmove(v + h * cap * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
+                 sizeof(float) * size_t(rows_ * head_dim_));
+}
+
 // Makes room for n more rows after the live ones: moves the live rows to the
 // front, into a larger buffer only when this one cannot hold them plus n (so
 // a stream's memory stops changing once it has seen its largest push).
 void KvWindow::reserve_for(int64_t n, int64_t keep) {
   if (start_ + rows_ + n <= cap_) return;
   const int64_t cap = rows_ + n <= cap_ ? cap_ : std::max(keep, rows_) + n + std::max<int64_t>(keep / 2, 16);
-  const int64_t heads = width_ / head_dim_;
   if (cap == cap_) {  // compact in place
-    for (int64_t c = 0; c < width_; ++c)
-      std::memmove(kt_.data() + c * cap_, kt_.data() + c * cap_ + start_, sizeof(float) * size_t(rows_));
-    for (int64_t h = 0; h < heads; ++h)
-      std::memmove(v_.data() + h * cap_ * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
-                   sizeof(float) * size_t(rows_ * head_dim_));
+    move_live_rows(kt_.data(), v_.data(), cap_);
   } else {
     std::vector<float> kt(size_t(width_ * cap)), v(size_t(width_ * cap));
-    for (int64_t c = 0; c < width_ && rows_; ++c)
-      std::memcpy(kt.data() + c * cap, kt_.data() + c * cap_ + start_, sizeof(float) * size_t(rows_));
-    for (int64_t h = 0; h < heads && rows_; ++h)
-      std::memcpy(v.data() + h * cap * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
-                  sizeof(float) * size_t(rows_ * head_dim_));
+    move_live_rows(kt.data(), v.data(), cap);
     kt_.swap(kt);
     v_.swap(v);
     cap_ = cap;

@@ -28,6 +28,7 @@ class KvWindow {
 
  private:
   void reserve_for(int64_t n, int64_t keep);
+  void move_live_rows(float* kt, float* v, int64_t cap) const;
 
   std::vector<float> kt_, v_;  // (heads * head_dim) x cap_ keys; heads x cap_ x head_dim values
   int64_t width_ = 0, head_dim_ = 0;
