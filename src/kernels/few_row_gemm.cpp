@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
