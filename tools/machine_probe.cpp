@@ -138,6 +138,6 @@ double ReadBandwidthProbe::measure(int passes) const {
   return best;
 }
 
-double measure_read_bandwidth_gbs(long long buffer_mib) { return ReadBandwidthProbe(buffer_mib).measure(3); }
+double measure_read_bandwidth_gbs() { return ReadBandwidthProbe(1024).measure(3); }
 
 }  // namespace moss::cli

@@ -20,7 +20,7 @@ class ReadBandwidthProbe {
   std::vector<float> buf_;
 };
 
-// One probe of a fresh buffer (default 1 GiB), best of three passes.
-double measure_read_bandwidth_gbs(long long buffer_mib = 1024);
+// One probe of a fresh 1 GiB buffer, best of three passes.
+double measure_read_bandwidth_gbs();
 
 }  // namespace moss::cli
