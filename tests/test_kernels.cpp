@@ -275,4 +275,42 @@ TEST(FewRowWeightedSum, EveryKernelMatchesDoublePrecision) {
 #endif
 }
 
+// Attention's scores against tiles of transposed keys: every kernel and row
+// count, tile counts off the kernels' groups of tiles, a depth off the vector
+// width, tiles and rows with padding between them (never written).
+TEST(FewRowTiledScores, EveryKernelMatchesDoublePrecision) {
+  int checked = 0;
+  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
+    if (!few_row_gemm_available(isa)) continue;
+    for (int64_t m = 1; m <= kFewRowsMax; ++m)
+      for (int64_t tiles : {1, 3, 9})
+        for (int64_t depth : {5, 64}) {
+          const int64_t ldq = depth + 1, stride = depth * kKeyTile + 7, ldy = tiles * kKeyTile + 3;
+          const float alpha = 0.125f;
+          auto q = random_floats(size_t(m * ldq), 31), k = random_floats(size_t(tiles * stride), 32);
+          auto y = random_floats(size_t(m * ldy), 33);
+          const auto y0 = y;
+          few_row_tiled_scores({q.data(), ldq, m, depth, k.data(), stride, tiles, y.data(), ldy, alpha}, isa);
+          for (int64_t r = 0; r < m; ++r) {
+            for (int64_t j = 0; j < tiles * kKeyTile; ++j) {
+              double dot = 0, mag = 0;
+              for (int64_t c = 0; c < depth; ++c) {
+                const double term = double(q[size_t(r * ldq + c)]) *
+                                    k[size_t(j / kKeyTile * stride + c * kKeyTile + j % kKeyTile)];
+                dot += term;
+                mag += std::fabs(term);
+              }
+              ASSERT_NEAR(y[size_t(r * ldy + j)], alpha * dot, 1e-6 * (1 + mag))
+                  << "isa " << int(isa) << " m " << m << " tiles " << tiles << " depth " << depth;
+            }
+            for (int64_t j = tiles * kKeyTile; j < ldy; ++j) ASSERT_EQ(y[size_t(r * ldy + j)], y0[size_t(r * ldy + j)]);
+          }
+          ++checked;
+        }
+  }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
+#endif
+}
+
 }  // namespace moss::test

@@ -40,10 +40,18 @@ MOSS_VECTOR_CLONES static void softmax_window(float* row, int64_t span, int64_t 
 
 namespace {
 
+// Rows of scores as a layout's product left them: row r of a block at
+// p + r * ld, span entries.
+struct ScoreRows {
+  float* p;
+  int64_t ld;
+};
+
 // The loop both layouts share: per (head, block of up to 128 queries), the
 // scores over the keys the block can see, the windowed softmax, and the
-// weighted sum of values. scores_fn(h, lo, span, bq, qh, scores) and
-// values_fn(h, lo, span, bq, scores, oh) do the two products for a layout.
+// weighted sum of values. scores_fn(h, lo, span, bq, qh, buffer) computes the
+// scores into buffer (sizing it) and says where their rows are;
+// values_fn(h, lo, span, bq, rows, oh) does the weighted sum.
 template <class ScoresFn, class ValuesFn>
 void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, int64_t ldo, ScoresFn scores_fn,
             ValuesFn values_fn) {
@@ -56,7 +64,7 @@ void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, in
   const int64_t work = nq * std::min<int64_t>(nk, s.causal ? s.context + kBlock : nk) * s.head_dim * s.heads;
 #pragma omp parallel if (tasks > 1 && work > (1 << 16))
   {
-    std::vector<float> scores;
+    std::vector<float> buffer;
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const int h = int(task % s.heads);
@@ -68,19 +76,17 @@ void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, in
         hi = offset + i1;
       }
       const int64_t span = hi - lo;
-      scores.resize(size_t(bq * span));
-      scores_fn(h, lo, span, bq, q + i0 * ldq + int64_t(h) * s.head_dim, scores.data());
+      const ScoreRows rows = scores_fn(h, lo, span, bq, q + i0 * ldq + int64_t(h) * s.head_dim, buffer);
       for (int64_t r = 0; r < bq; ++r) {
-        float* row = scores.data() + r * span;
         int64_t jlo = 0, jhi = span;  // visible range within the span
         if (s.causal) {
           const int64_t p = offset + i0 + r;
           jlo = std::max<int64_t>(0, p - s.context + 1) - lo;
           jhi = p + 1 - lo;
         }
-        softmax_window(row, span, jlo, jhi);
+        softmax_window(rows.p + r * rows.ld, span, jlo, jhi);
       }
-      values_fn(h, lo, span, bq, scores.data(), out + i0 * ldo + int64_t(h) * s.head_dim);
+      values_fn(h, lo, span, bq, rows, out + i0 * ldo + int64_t(h) * s.head_dim);
     }
   }
 }
@@ -108,11 +114,13 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
   const int64_t dh = s.head_dim;
   attend(
       s, q, ldq, out, ldo,
-      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, float* scores) {
-        sgemm(true, bq, span, dh, scale, qh, ldq, k + lo * ldkv + h * dh, ldkv, 0.0f, scores, span);
+      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, std::vector<float>& buffer) {
+        buffer.resize(size_t(bq * span));
+        sgemm(true, bq, span, dh, scale, qh, ldq, k + lo * ldkv + h * dh, ldkv, 0.0f, buffer.data(), span);
+        return ScoreRows{buffer.data(), span};
       },
-      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* p, float* oh) {
-        plain_product(1.0f, p, span, bq, span, v + lo * ldkv + h * dh, ldkv, dh, oh, ldo);
+      [&](int h, int64_t lo, int64_t span, int64_t bq, ScoreRows p, float* oh) {
+        plain_product(1.0f, p.p, p.ld, bq, span, v + lo * ldkv + h * dh, ldkv, dh, oh, ldo);
       });
 }
 
@@ -122,12 +130,23 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
   const int64_t dh = s.head_dim, cap = kv.capacity;
   attend(
       s, q, ldq, out, ldo,
-      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, float* scores) {
-        // Keys stored transposed: Q K^T is a plain product, 16 keys per vector.
-        plain_product(scale, qh, ldq, bq, dh, kv.kt + int64_t(h) * dh * cap + kv.first + lo, cap, span, scores, span);
+      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, std::vector<float>& buffer) {
+        // Scores for whole tiles of keys; the rows start at the first visible key.
+        const int64_t first = kv.first + lo, tile0 = first / kKeyTile;
+        const int64_t tiles = (first + span + kKeyTile - 1) / kKeyTile - tile0, width = tiles * kKeyTile;
+        buffer.resize(size_t(bq * width));
+        const float* keys = kv.kt + (int64_t(h) * cap + tile0 * kKeyTile) * dh;
+        if (bq <= kFewRowsMax && few_row_gemm_available()) {
+          few_row_tiled_scores({qh, ldq, bq, dh, keys, kKeyTile * dh, tiles, buffer.data(), width, scale});
+        } else {
+          for (int64_t t = 0; t < tiles; ++t)  // a tile is a plain (dh x 16) matrix
+            sgemm(false, bq, kKeyTile, dh, scale, qh, ldq, keys + t * kKeyTile * dh, kKeyTile, 0.0f,
+                  buffer.data() + t * kKeyTile, width);
+        }
+        return ScoreRows{buffer.data() + first % kKeyTile, width};
       },
-      [&](int h, int64_t lo, int64_t span, int64_t bq, const float* p, float* oh) {
-        plain_product(1.0f, p, span, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
+      [&](int h, int64_t lo, int64_t span, int64_t bq, ScoreRows p, float* oh) {
+        plain_product(1.0f, p.p, p.ld, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
       });
 }
 

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <type_traits>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -30,6 +31,7 @@ struct Vec {
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V broadcast(float f) { return _mm512_set1_ps(f); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   // The masked forms: GCC 12 warns on the unmasked ones' undefined source.
@@ -60,6 +62,7 @@ struct Vec {
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V broadcast(float f) { return _mm256_set1_ps(f); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static float sum(V v) {
@@ -82,14 +85,17 @@ namespace {
 struct Kernels {
   void (*range)(const FewRowProduct&, int64_t, int64_t) = nullptr;
   void (*weighted_sum)(const WeightedSum&) = nullptr;
+  void (*tiled_scores)(const TiledScores&) = nullptr;
 };
 
 Kernels kernels_for(FewRowIsa isa) {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const Kernels k512{few_rows_avx512::few_rows_range, few_rows_avx512::few_rows_weighted_sum};
-  const Kernels k2{few_rows_avx2::few_rows_range, few_rows_avx2::few_rows_weighted_sum};
+  const Kernels k512{few_rows_avx512::few_rows_range, few_rows_avx512::few_rows_weighted_sum,
+                     few_rows_avx512::few_rows_tiled_scores};
+  const Kernels k2{few_rows_avx2::few_rows_range, few_rows_avx2::few_rows_weighted_sum,
+                   few_rows_avx2::few_rows_tiled_scores};
   switch (isa) {
     case FewRowIsa::Avx512: return avx512 ? k512 : Kernels{};
     case FewRowIsa::Avx2: return avx2 ? k2 : Kernels{};
@@ -107,6 +113,8 @@ Kernels kernels(FewRowIsa isa) {
 bool few_row_gemm_available(FewRowIsa isa) { return kernels(isa).range != nullptr; }
 
 void few_row_weighted_sum(const WeightedSum& s, FewRowIsa isa) { kernels(isa).weighted_sum(s); }
+
+void few_row_tiled_scores(const TiledScores& s, FewRowIsa isa) { kernels(isa).tiled_scores(s); }
 
 void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
   const auto run = kernels(isa).range;
@@ -130,6 +138,7 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
 bool few_row_gemm_available(FewRowIsa) { return false; }
 void few_row_gemm(const FewRowProduct&, FewRowIsa) {}
 void few_row_weighted_sum(const WeightedSum&, FewRowIsa) {}
+void few_row_tiled_scores(const TiledScores&, FewRowIsa) {}
 
 #endif
 

@@ -36,6 +36,24 @@ struct WeightedSum {
   int64_t ldy = 0;
 };
 
+// Keys stored in tiles of kKeyTile: tile t holds keys t*kKeyTile.. as
+// [depth][kKeyTile] (each of the depth features of those keys side by side),
+// tiles `tile_stride` floats apart. A streaming step's scores then read each
+// head's keys front to back (keys stored as plain rows of a transposed matrix
+// were read as 64 strided streams, at a third of the memory's speed).
+inline constexpr int64_t kKeyTile = 16;
+
+// y[m x (tiles * kKeyTile)] = alpha * q[m x depth] K^T over `tiles` tiles.
+struct TiledScores {
+  const float* q = nullptr;
+  int64_t ldq = 0, m = 0, depth = 0;
+  const float* k = nullptr;
+  int64_t tile_stride = 0, tiles = 0;
+  float* y = nullptr;
+  int64_t ldy = 0;
+  float alpha = 1.0f;
+};
+
 // The instruction sets there are kernels for; Best is what this CPU runs best.
 enum class FewRowIsa { Best, Avx512, Avx2 };
 
@@ -50,5 +68,6 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa = FewRowIsa::Best);
 
 // Runs s (1 <= s.m <= kFewRowsMax) on the calling thread; same conditions.
 void few_row_weighted_sum(const WeightedSum& s, FewRowIsa isa = FewRowIsa::Best);
+void few_row_tiled_scores(const TiledScores& s, FewRowIsa isa = FewRowIsa::Best);
 
 }  // namespace moss

@@ -3,17 +3,23 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/few_row_gemm.h"
+
 namespace moss {
 
-// Copies the live rows to the front of buffers with row capacity `cap`
-// (memmove: the destination may be these very buffers).
+// Copies the live rows to buffers with row capacity `cap`, at the same place
+// within their key tile (so keys move as whole tiles): row start_ goes to row
+// start_ % kKeyTile. memmove: the destination may be these very buffers.
 void KvWindow::move_live_rows(float* kt, float* v, int64_t cap) const {
   if (rows_ == 0) return;
-  for (int64_t c = 0; c < width_; ++c)
-    std::memmove(kt + c * cap, kt_.data() + c * cap_ + start_, sizeof(float) * size_t(rows_));
-  for (int64_t h = 0; h < width_ / head_dim_; ++h)
-    std::memmove(v + h * cap * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
+  const int64_t heads = width_ / head_dim_, phase = start_ % kKeyTile;
+  const int64_t tile0 = start_ / kKeyTile, tiles = (phase + rows_ + kKeyTile - 1) / kKeyTile;
+  for (int64_t h = 0; h < heads; ++h) {
+    std::memmove(kt + h * cap * head_dim_, kt_.data() + (h * cap_ + tile0 * kKeyTile) * head_dim_,
+                 sizeof(float) * size_t(tiles * kKeyTile * head_dim_));
+    std::memmove(v + (h * cap + phase) * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
                  sizeof(float) * size_t(rows_ * head_dim_));
+  }
 }
 
 // Makes room for n more rows after the live ones: moves the live rows to the
@@ -21,7 +27,12 @@ void KvWindow::move_live_rows(float* kt, float* v, int64_t cap) const {
 // a stream's memory stops changing once it has seen its largest push).
 void KvWindow::reserve_for(int64_t n, int64_t keep) {
   if (start_ + rows_ + n <= cap_) return;
-  const int64_t cap = rows_ + n <= cap_ ? cap_ : std::max(keep, rows_) + n + std::max<int64_t>(keep / 2, 16);
+  const int64_t phase = start_ % kKeyTile;
+  int64_t cap = cap_;
+  if (phase + rows_ + n > cap_) {
+    cap = std::max(keep, rows_) + n + std::max<int64_t>(keep / 2, 16) + phase;
+    cap = (cap + kKeyTile - 1) / kKeyTile * kKeyTile;
+  }
   if (cap == cap_) {  // compact in place
     move_live_rows(kt_.data(), v_.data(), cap_);
   } else {
@@ -31,7 +42,7 @@ void KvWindow::reserve_for(int64_t n, int64_t keep) {
     v_.swap(v);
     cap_ = cap;
   }
-  start_ = 0;
+  start_ = phase;
 }
 
 void KvWindow::append(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim, int64_t keep) {
@@ -45,11 +56,14 @@ void KvWindow::append(const float* k, const float* v, int64_t ld, int64_t n, int
   reserve_for(n, keep);
   const int64_t row0 = start_ + rows_;
   for (int64_t t = 0; t < n; ++t) {
+    const int64_t row = row0 + t;
     const float* kr = k + t * ld;
-    for (int64_t c = 0; c < width_; ++c) kt_[size_t(c * cap_ + row0 + t)] = kr[c];
     const float* vr = v + t * ld;
-    for (int64_t h = 0; h < heads; ++h)
-      std::memcpy(v_.data() + (h * cap_ + row0 + t) * head_dim_, vr + h * head_dim_, sizeof(float) * size_t(head_dim_));
+    for (int64_t h = 0; h < heads; ++h) {
+      float* tile = kt_.data() + (h * cap_ + row / kKeyTile * kKeyTile) * head_dim_ + row % kKeyTile;
+      for (int64_t c = 0; c < head_dim_; ++c) tile[c * kKeyTile] = kr[h * head_dim_ + c];
+      std::memcpy(v_.data() + (h * cap_ + row) * head_dim_, vr + h * head_dim_, sizeof(float) * size_t(head_dim_));
+    }
   }
   rows_ += n;
 }

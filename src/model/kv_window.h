@@ -1,8 +1,9 @@
 #pragma once
 // What one transformer layer of a stream remembers between chunks: the keys
 // and values the next queries can still see. Stored head-major (each head's
-// window contiguous, keys transposed) so that a streaming step's attention
-// reads every head's keys as one run and scores 16 keys per vector.
+// window contiguous; keys in tiles of kKeyTile transposed keys, see
+// TiledScores) so that a streaming step's attention reads every head's keys
+// and values front to back and scores 16 keys per vector.
 #include <cstdint>
 #include <vector>
 
@@ -30,7 +31,9 @@ class KvWindow {
   void reserve_for(int64_t n, int64_t keep);
   void move_live_rows(float* kt, float* v, int64_t cap) const;
 
-  std::vector<float> kt_, v_;  // (heads * head_dim) x cap_ keys; heads x cap_ x head_dim values
+  // Per head, cap_ / kKeyTile tiles of [head_dim][kKeyTile] keys; per head,
+  // cap_ x head_dim values. cap_ is a whole number of tiles.
+  std::vector<float> kt_, v_;
   int64_t width_ = 0, head_dim_ = 0;
   int64_t cap_ = 0, start_ = 0, rows_ = 0;  // live rows [start_, start_ + rows_)
 };
