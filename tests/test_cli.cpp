@@ -226,6 +226,34 @@ TEST_F(Cli, ConventionsHelpJsonQuietEnvInfo) {
   EXPECT_NE(r.out.find("parameters"), std::string::npos);
 }
 
+// bench on a small checkpoint: every figure is there and consistent with its
+// floor (no speed is asserted: timings are not tests). Each probed streaming
+// push counts once, and only pushes whose bracketing probes agreed (or all,
+// if none did) make the ratio.
+TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
+  CliRun r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --json" + m(), dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["machine"]["fma_peak_gflops"].get<double>(), 0);
+  EXPECT_GT(j["machine"]["read_bandwidth_gbs"].get<double>(), 0);
+  for (const char* part : {"encode", "decode"}) {
+    const auto& p = j[part];
+    EXPECT_GT(p["gflop"].get<double>(), 0) << part;
+    EXPECT_NEAR(p["x_floor"].get<double>(), p["seconds"].get<double>() / p["floor_seconds"].get<double>(), 1e-6) << part;
+  }
+  const auto& d = j["streaming_decode_80ms"];
+  EXPECT_EQ(d["probed_pushes"].get<int>(), 5);
+  EXPECT_GE(d["stable_probe_pushes"].get<int>(), 0);
+  EXPECT_LE(d["stable_probe_pushes"].get<int>(), 5);
+  EXPECT_GT(d["floor_ms"].get<double>(), 0);
+  EXPECT_GT(d["x_floor"].get<double>(), 0);
+  EXPECT_LE(d["median_ms"].get<double>(), d["p95_ms"].get<double>());
+  EXPECT_GT(j["streaming_encode_80ms"]["median_ms"].get<double>(), 0);
+  r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --skip-probe --json" + m(), dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["streaming_decode_80ms"]["probed_pushes"].get<int>(), 0);
+}
+
 TEST(RandomCheckpoint, LoadsStrictlyForEveryConfigAndIsDeterministic) {
   for (const char* name : {"tiny", "small-24k", "variants", "stereo-48k-v2"}) {
     SCOPED_TRACE(name);
