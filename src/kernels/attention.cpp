@@ -136,8 +136,10 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         const int64_t tiles = (first + span + kKeyTile - 1) / kKeyTile - tile0, width = tiles * kKeyTile;
         buffer.resize(size_t(bq * width));
         const float* keys = kv.kt + (int64_t(h) * cap + tile0 * kKeyTile) * dh;
-        if (bq <= kFewRowsMax && few_row_gemm_available()) {
-          few_row_tiled_scores({qh, ldq, bq, dh, keys, kKeyTile * dh, tiles, buffer.data(), width, scale});
+        if (few_row_gemm_available()) {
+          for (int64_t r = 0; r < bq; r += kFewRowsMax)
+            few_row_tiled_scores({qh + r * ldq, ldq, std::min(kFewRowsMax, bq - r), dh, keys, kKeyTile * dh, tiles,
+                                  buffer.data() + r * width, width, scale});
         } else {
           for (int64_t t = 0; t < tiles; ++t)  // a tile is a plain (dh x 16) matrix
             sgemm(false, bq, kKeyTile, dh, scale, qh, ldq, keys + t * kKeyTile * dh, kKeyTile, 0.0f,
