@@ -91,19 +91,13 @@ void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, in
   }
 }
 
-// out[bq x d] = alpha * p[bq x inner] V[inner x d], rows ldp, ldv, ldo apart:
-// the few-row kernel for a streaming step (cheaper than a call into oneDNN),
-// sgemm otherwise.
-void plain_product(float alpha, const float* p, int64_t ldp, int64_t bq, int64_t inner, const float* v, int64_t ldv,
-                   int64_t d, float* out, int64_t ldo) {
-  if (bq <= kFewRowsMax && few_row_gemm_available()) {
-    few_row_weighted_sum({p, ldp, bq, inner, v, ldv, d, out, ldo});
-    if (alpha != 1.0f)
-      for (int64_t r = 0; r < bq; ++r)
-        for (int64_t c = 0; c < d; ++c) out[r * ldo + c] *= alpha;
-  } else {
-    sgemm(false, bq, d, inner, alpha, p, ldp, v, ldv, 0.0f, out, ldo);
-  }
+// out[bq x d] = p[bq x span] V[span x d] (the weighted sum of values), rows
+// ldp, ldv, ldo apart: the few-row kernel for a streaming step (cheaper than
+// a call into oneDNN), sgemm otherwise.
+void weighted_values(const float* p, int64_t ldp, int64_t bq, int64_t span, const float* v, int64_t ldv, int64_t d,
+                     float* out, int64_t ldo) {
+  if (bq <= kFewRowsMax && few_row_gemm_available()) few_row_weighted_sum({p, ldp, bq, span, v, ldv, d, out, ldo});
+  else sgemm(false, bq, d, span, 1.0f, p, ldp, v, ldv, 0.0f, out, ldo);
 }
 
 }  // namespace
@@ -120,7 +114,7 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         return ScoreRows{buffer.data(), span};
       },
       [&](int h, int64_t lo, int64_t span, int64_t bq, ScoreRows p, float* oh) {
-        plain_product(1.0f, p.p, p.ld, bq, span, v + lo * ldkv + h * dh, ldkv, dh, oh, ldo);
+        weighted_values(p.p, p.ld, bq, span, v + lo * ldkv + h * dh, ldkv, dh, oh, ldo);
       });
 }
 
@@ -148,7 +142,7 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         return ScoreRows{buffer.data() + first % kKeyTile, width};
       },
       [&](int h, int64_t lo, int64_t span, int64_t bq, ScoreRows p, float* oh) {
-        plain_product(1.0f, p.p, p.ld, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
+        weighted_values(p.p, p.ld, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
       });
 }
 
