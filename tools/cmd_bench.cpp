@@ -103,7 +103,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
     // Streaming, one 80 ms frame per push. The timed pushes are the steady
     // state: a first push fills every attention window (the longest context
     // of any module), then a few single frames warm up.
-    // This host's memory bandwidth drifts (27-62 GB/s seen within minutes), so
+    // This host's memory bandwidth drifts (27-70 GB/s seen within minutes), so
     // each timed decode push is bracketed by bandwidth probes (one read of
     // 256 MiB each: far beyond the caches, small beside the weights' RSS) and
     // compared with the floor of that moment. The host also flips between
