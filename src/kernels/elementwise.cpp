@@ -7,25 +7,45 @@
 
 namespace moss {
 
-// One row at a time, compiled for AVX-512/AVX2 too; sums in double so the
+// One row at a time, compiled for AVX-512/AVX2 too. Sums are in double, kept
+// in 32 explicit lanes: without reassociation flags a single running sum is a
+// chain of dependent scalar adds (0.8 ms per 1000 x 768 rows, slower than the
+// reads), while independent lanes vectorize. The lane count is fixed, so the
 // result does not depend on the vector width.
+constexpr int kSumLanes = 32;
+
+MOSS_VECTOR_CLONES static double lane_sum(const float* x, int64_t n, double shift, bool square) {
+  double lanes[kSumLanes] = {};
+  const int64_t whole = n / kSumLanes * kSumLanes;
+  if (square) {
+    for (int64_t i = 0; i < whole; i += kSumLanes)
+      for (int l = 0; l < kSumLanes; ++l) {
+        const double d = double(x[i + l]) - shift;
+        lanes[l] += d * d;
+      }
+  } else {
+    for (int64_t i = 0; i < whole; i += kSumLanes)
+      for (int l = 0; l < kSumLanes; ++l) lanes[l] += double(x[i + l]) - shift;
+  }
+  double sum = 0;
+  for (int l = 0; l < kSumLanes; ++l) sum += lanes[l];
+  for (int64_t i = whole; i < n; ++i) {
+    const double d = double(x[i]) - shift;
+    sum += square ? d * d : d;
+  }
+  return sum;
+}
+
 MOSS_VECTOR_CLONES static void layer_norm_row(const float* x, int64_t dim, const float* w, const float* b, float eps,
                                               float* y) {
-  double sum = 0;
-  for (int64_t i = 0; i < dim; ++i) sum += x[i];
-  const float mean = float(sum / double(dim));
-  double var = 0;
-  for (int64_t i = 0; i < dim; ++i) {
-    const double d = double(x[i]) - mean;
-    var += d * d;
-  }
+  const float mean = float(lane_sum(x, dim, 0.0, false) / double(dim));
+  const double var = lane_sum(x, dim, mean, true);
   const float inv = float(1.0 / std::sqrt(var / double(dim) + eps));
   for (int64_t i = 0; i < dim; ++i) y[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
 MOSS_VECTOR_CLONES static void rms_norm_row(const float* x, int64_t dim, const float* alpha, float eps, float* y) {
-  double ss = 0;
-  for (int64_t i = 0; i < dim; ++i) ss += double(x[i]) * x[i];
+  const double ss = lane_sum(x, dim, 0.0, true);
   const float inv = float(1.0 / std::sqrt(eps + ss / double(dim)));
   for (int64_t i = 0; i < dim; ++i) y[i] = x[i] * (alpha[i] * inv);
 }
