@@ -205,7 +205,7 @@ namespace moss::test {
 // strides, alpha, accumulation, and sizes that split over the threads.
 TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {3, 15},    {7, 16},    {13, 33},
-                                                            {37, 130}, {64, 2100}, {9, 4100}, {1030, 80}};
+                                                            {37, 130}, {64, 2100}, {9, 4100}, {45, 2100}, {1030, 80}};
   int checked = 0;
   for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
     if (!few_row_gemm_available(isa)) continue;

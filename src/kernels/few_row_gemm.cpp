@@ -127,8 +127,8 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
 #pragma omp parallel num_threads(threads)
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    // Slices in whole blocks of 4 weight rows (the blocked kernels' unit).
-    const int64_t n0 = (p.n * t / nt) & ~int64_t(3), n1 = t + 1 == nt ? p.n : (p.n * (t + 1) / nt) & ~int64_t(3);
+    // Slices in whole blocks of 8 weight rows (the blocked kernels' unit).
+    const int64_t n0 = (p.n * t / nt) & ~int64_t(7), n1 = t + 1 == nt ? p.n : (p.n * (t + 1) / nt) & ~int64_t(7);
     run(p, n0, n1);
   }
 }
