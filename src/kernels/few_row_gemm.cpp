@@ -42,6 +42,25 @@ struct Vec {
     v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm512_cvtss_f32(v);
   }
+  // s[m * 4 + r] = sum(a[m][r]) by the same tree as sum(), 16 sums at once:
+  // each level adds pairs of vectors after interleaving their halves, so after
+  // four levels every lane holds one total (45 shuffles and adds, not 128).
+  template <int Lo, int Hi>  // lanes Lo of (a, b) plus lanes Hi, as 128-bit blocks
+  static V add_blocks(V a, V b) {
+    return _mm512_add_ps(_mm512_mask_shuffle_f32x4(a, 0xFFFF, a, b, Lo), _mm512_mask_shuffle_f32x4(a, 0xFFFF, a, b, Hi));
+  }
+  template <int Lo, int Hi>  // the same with floats within each 128-bit block
+  static V add_floats(V a, V b) {
+    return _mm512_add_ps(_mm512_mask_shuffle_ps(a, 0xFFFF, a, b, Lo), _mm512_mask_shuffle_ps(a, 0xFFFF, a, b, Hi));
+  }
+  static void sums_4x4(const V a[4][4], float* s) {
+    // Taking v_i = a[i % 4][i / 4] leaves lanes 4m..4m+3 holding a[m][0..3].
+    V w[8], x[4];
+    for (int p = 0; p < 8; ++p) w[p] = add_blocks<0x44, 0xEE>(a[(2 * p) % 4][(2 * p) / 4], a[(2 * p + 1) % 4][(2 * p + 1) / 4]);
+    for (int q = 0; q < 4; ++q) x[q] = add_blocks<0x88, 0xDD>(w[2 * q], w[2 * q + 1]);
+    const V z0 = add_floats<0x44, 0xEE>(x[0], x[1]), z1 = add_floats<0x44, 0xEE>(x[2], x[3]);
+    _mm512_store_ps(s, add_floats<0x88, 0xDD>(z0, z1));
+  }
 };
 using Operands = FewRowProduct;
 #include "kernels/few_row_gemm_body.inc"
@@ -70,6 +89,10 @@ struct Vec {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+  static void sums_4x4(const V a[4][4], float* s) {
+    for (int m = 0; m < 4; ++m)
+      for (int r = 0; r < 4; ++r) s[m * 4 + r] = sum(a[m][r]);
   }
 };
 using Operands = FewRowProduct;
