@@ -175,6 +175,42 @@ TEST(Attention, HeadMajorWindowOverPushesMatchesNaive) {
   }
 }
 
+// The ring: one-row pushes wrap it many times without moving it (same
+// buffer, same capacity: no stalls in a long stream), a larger push then
+// grows it while its live rows wrap, and the answers stay those of the naive
+// pass throughout.
+TEST(Attention, HeadMajorRingWrapsGrowsAndMatchesNaive) {
+  const int dh = 16, heads = 2, D = heads * dh, context = 40, keep = context - 1;
+  std::vector<int> pushes(100, 1);
+  pushes.push_back(20);
+  for (int i = 0; i < 30; ++i) pushes.push_back(i % 3 == 0 ? 7 : 1);
+  int n = 0;
+  for (int len : pushes) n += len;
+  auto q = random_floats(size_t(n * D), 7), k = random_floats(size_t(n * D), 8), v = random_floats(size_t(n * D), 9);
+  const auto expect = naive_attention(q, k, v, n, heads, dh, context);
+  KvWindow kv;
+  std::vector<float> out(size_t(n * D));
+  const float* ring = nullptr;
+  int at = 0;
+  for (size_t i = 0; i < pushes.size(); ++i) {
+    const int len = pushes[i];
+    const bool wrapped_before = kv.rows() > 0 && kv.view().first + kv.rows() > kv.capacity();
+    kv.append(k.data() + at * D, v.data() + at * D, D, len, heads, dh, keep);
+    if (i == 0) EXPECT_EQ(kv.capacity(), 48);  // the window plus one row, in whole tiles
+    if (i > 0 && i < 100) EXPECT_EQ(kv.view().kt, ring) << "the ring moved at push " << i;
+    if (i == 100) {
+      EXPECT_TRUE(wrapped_before);  // so the growth moved two runs
+      EXPECT_GE(kv.capacity(), keep + 20);
+    }
+    ring = kv.view().kt;
+    AttentionShape s{len, kv.rows(), heads, dh, context, true};
+    windowed_attention(s, q.data() + at * D, D, kv.view(), out.data() + at * D, D);
+    kv.keep_newest(keep);
+    at += len;
+  }
+  for (int i = 0; i < n * D; ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << "at " << i;
+}
+
 }  // namespace moss::test
 
 namespace moss::test {
@@ -242,7 +278,7 @@ TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
 }
 
 // Attention's weighted sum of values for a few rows: every kernel, value
-// widths below, at and off a vector, padded strides.
+// widths below, at and off a vector, padded strides, stored or accumulated.
 TEST(FewRowWeightedSum, EveryKernelMatchesDoublePrecision) {
   int checked = 0;
   for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
@@ -250,14 +286,16 @@ TEST(FewRowWeightedSum, EveryKernelMatchesDoublePrecision) {
     for (int64_t m = 1; m <= kFewRowsMax; ++m)
       for (int64_t span : {1, 7, 130})
         for (int64_t d : {1, 15, 16, 64, 70}) {
-          const int64_t ldp = span + 1, ldv = d + 3, ldy = d + 2;
+          // ldv == d (a head's values, packed) takes the narrow kernels.
+          const int64_t ldp = span + 1, ldv = m % 2 ? d : d + 3, ldy = d + 2;
           auto p = random_floats(size_t(m * ldp), 21), v = random_floats(size_t(span * ldv), 22);
           auto y = random_floats(size_t(m * ldy), 23);
           const auto y0 = y;
-          few_row_weighted_sum({p.data(), ldp, m, span, v.data(), ldv, d, y.data(), ldy}, isa);
+          const bool accumulate = (m + span + d) % 2 == 1;
+          few_row_weighted_sum({p.data(), ldp, m, span, v.data(), ldv, d, y.data(), ldy, accumulate}, isa);
           for (int64_t r = 0; r < m; ++r) {
             for (int64_t c = 0; c < d; ++c) {
-              double sum = 0, mag = 0;
+              double sum = accumulate ? y0[size_t(r * ldy + c)] : 0, mag = std::fabs(sum);
               for (int64_t j = 0; j < span; ++j) {
                 sum += double(p[size_t(r * ldp + j)]) * v[size_t(j * ldv + c)];
                 mag += std::fabs(double(p[size_t(r * ldp + j)]) * v[size_t(j * ldv + c)]);

@@ -95,9 +95,10 @@ void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, in
 // ldp, ldv, ldo apart: the few-row kernel for a streaming step (cheaper than
 // a call into oneDNN), sgemm otherwise.
 void weighted_values(const float* p, int64_t ldp, int64_t bq, int64_t span, const float* v, int64_t ldv, int64_t d,
-                     float* out, int64_t ldo) {
-  if (bq <= kFewRowsMax && few_row_gemm_available()) few_row_weighted_sum({p, ldp, bq, span, v, ldv, d, out, ldo});
-  else sgemm(false, bq, d, span, 1.0f, p, ldp, v, ldv, 0.0f, out, ldo);
+                     float* out, int64_t ldo, bool accumulate = false) {
+  if (bq <= kFewRowsMax && few_row_gemm_available())
+    few_row_weighted_sum({p, ldp, bq, span, v, ldv, d, out, ldo, accumulate});
+  else sgemm(false, bq, d, span, 1.0f, p, ldp, v, ldv, accumulate ? 1.0f : 0.0f, out, ldo);
 }
 
 }  // namespace
@@ -122,27 +123,47 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
                         int64_t ldo) {
   const float scale = 1.0f / std::sqrt(float(s.head_dim));
   const int64_t dh = s.head_dim, cap = kv.capacity;
+  // Visible keys [lo, lo + span) lie in the ring as one run of slots from
+  // (first + lo) % cap and, when they wrap, a second run from slot 0.
+  struct Runs {
+    int64_t slot, first_run, second_run;
+  };
+  const auto runs = [&](int64_t lo, int64_t span) {
+    const int64_t slot = (kv.first + lo) % cap, first_run = std::min(span, cap - slot);
+    return Runs{slot, first_run, span - first_run};
+  };
   attend(
       s, q, ldq, out, ldo,
       [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, std::vector<float>& buffer) {
-        // Scores for whole tiles of keys; the rows start at the first visible key.
-        const int64_t first = kv.first + lo, tile0 = first / kKeyTile;
-        const int64_t tiles = (first + span + kKeyTile - 1) / kKeyTile - tile0, width = tiles * kKeyTile;
+        // Scores for whole tiles of keys, each run's tiles after the other's:
+        // a wrapping first run ends on a tile boundary (cap is whole tiles),
+        // so the rows hold the visible keys in order from the first one on.
+        const Runs r = runs(lo, span);
+        const int64_t tile0 = r.slot / kKeyTile;
+        const int64_t tiles1 = (r.slot % kKeyTile + r.first_run + kKeyTile - 1) / kKeyTile;
+        const int64_t tiles2 = (r.second_run + kKeyTile - 1) / kKeyTile, width = (tiles1 + tiles2) * kKeyTile;
         buffer.resize(size_t(bq * width));
-        const float* keys = kv.kt + (int64_t(h) * cap + tile0 * kKeyTile) * dh;
-        if (few_row_gemm_available()) {
-          for (int64_t r = 0; r < bq; r += kFewRowsMax)
-            few_row_tiled_scores({qh + r * ldq, ldq, std::min(kFewRowsMax, bq - r), dh, keys, kKeyTile * dh, tiles,
-                                  buffer.data() + r * width, width, scale});
-        } else {
-          for (int64_t t = 0; t < tiles; ++t)  // a tile is a plain (dh x 16) matrix
-            sgemm(false, bq, kKeyTile, dh, scale, qh, ldq, keys + t * kKeyTile * dh, kKeyTile, 0.0f,
-                  buffer.data() + t * kKeyTile, width);
-        }
-        return ScoreRows{buffer.data() + first % kKeyTile, width};
+        const float* keys = kv.kt + int64_t(h) * cap * dh;  // this head's ring
+        const auto score_tiles = [&](int64_t tile, int64_t tiles, int64_t column) {
+          if (few_row_gemm_available()) {
+            for (int64_t i = 0; i < bq; i += kFewRowsMax)
+              few_row_tiled_scores({qh + i * ldq, ldq, std::min(kFewRowsMax, bq - i), dh, keys + tile * kKeyTile * dh,
+                                    kKeyTile * dh, tiles, buffer.data() + i * width + column, width, scale});
+          } else {
+            for (int64_t t = 0; t < tiles; ++t)  // a tile is a plain (dh x 16) matrix
+              sgemm(false, bq, kKeyTile, dh, scale, qh, ldq, keys + (tile + t) * kKeyTile * dh, kKeyTile, 0.0f,
+                    buffer.data() + column + t * kKeyTile, width);
+          }
+        };
+        score_tiles(tile0, tiles1, 0);
+        if (tiles2 > 0) score_tiles(0, tiles2, tiles1 * kKeyTile);
+        return ScoreRows{buffer.data() + r.slot % kKeyTile, width};
       },
       [&](int h, int64_t lo, int64_t span, int64_t bq, ScoreRows p, float* oh) {
-        weighted_values(p.p, p.ld, bq, span, kv.v + (int64_t(h) * cap + kv.first + lo) * dh, dh, dh, oh, ldo);
+        const Runs r = runs(lo, span);
+        const float* values = kv.v + int64_t(h) * cap * dh;  // this head's ring
+        weighted_values(p.p, p.ld, bq, r.first_run, values + r.slot * dh, dh, dh, oh, ldo);
+        if (r.second_run > 0) weighted_values(p.p + r.first_run, p.ld, bq, r.second_run, values, dh, dh, oh, ldo, true);
       });
 }
 

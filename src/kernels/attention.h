@@ -21,10 +21,11 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
                         int64_t ldkv, float* out, int64_t ldo);
 
 // A stream's cached keys and values, head-major so that each head's window is
-// contiguous. Keys in tiles of kKeyTile (16, few_row_gemm.h) transposed keys:
-// component c of key j is kt[(h * capacity + j / 16 * 16) * head_dim + c * 16
-// + j % 16]; values v[(h * capacity + j) * head_dim + c]. capacity is a whole
-// number of tiles; the n_keys live rows start at row `first`.
+// contiguous: a ring of `capacity` slots per head (a whole number of tiles),
+// key row i (0 = the oldest of n_keys) in slot j = (first + i) % capacity.
+// Keys in tiles of kKeyTile (16, few_row_gemm.h) transposed keys: component c
+// of slot j is kt[(h * capacity + j / 16 * 16) * head_dim + c * 16 + j % 16];
+// values v[(h * capacity + j) * head_dim + c].
 struct HeadMajorKv {
   const float* kt = nullptr;
   const float* v = nullptr;

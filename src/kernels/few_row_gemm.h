@@ -25,8 +25,8 @@ struct FewRowProduct {
   bool accumulate = false;
 };
 
-// y[m x d] = p[m x span] V[span x d] (V row-major, rows ldv apart): the
-// weighted sum of values in a streaming step's attention.
+// y[m x d] = p[m x span] V[span x d] (+ y when accumulate; V row-major, rows
+// ldv apart): the weighted sum of values in a streaming step's attention.
 struct WeightedSum {
   const float* p = nullptr;
   int64_t ldp = 0, m = 0, span = 0;
@@ -34,6 +34,7 @@ struct WeightedSum {
   int64_t ldv = 0, d = 0;
   float* y = nullptr;
   int64_t ldy = 0;
+  bool accumulate = false;
 };
 
 // Keys stored in tiles of kKeyTile: tile t holds keys t*kKeyTile.. as

@@ -7,42 +7,39 @@
 
 namespace moss {
 
-// Copies the live rows to buffers with row capacity `cap`, at the same place
-// within their key tile (so keys move as whole tiles): row start_ goes to row
-// start_ % kKeyTile. memmove: the destination may be these very buffers.
-void KvWindow::move_live_rows(float* kt, float* v, int64_t cap) const {
-  if (rows_ == 0) return;
-  const int64_t heads = width_ / head_dim_, phase = start_ % kKeyTile;
-  const int64_t tile0 = start_ / kKeyTile, tiles = (phase + rows_ + kKeyTile - 1) / kKeyTile;
-  for (int64_t h = 0; h < heads; ++h) {
-    std::memmove(kt + h * cap * head_dim_, kt_.data() + (h * cap_ + tile0 * kKeyTile) * head_dim_,
-                 sizeof(float) * size_t(tiles * kKeyTile * head_dim_));
-    std::memmove(v + (h * cap + phase) * head_dim_, v_.data() + (h * cap_ + start_) * head_dim_,
-                 sizeof(float) * size_t(rows_ * head_dim_));
-  }
-}
+namespace {
+int64_t whole_tiles(int64_t rows) { return (rows + kKeyTile - 1) / kKeyTile * kKeyTile; }
+}  // namespace
 
-// Makes room for n more rows after the live ones: moves the live rows to the
-// front, into a larger buffer only when this one cannot hold them plus n (so
-// a stream's memory stops changing once it has seen its largest push).
-void KvWindow::reserve_for(int64_t n, int64_t keep) {
-  if (start_ + rows_ + n <= cap_) return;
-  const int64_t phase = start_ % kKeyTile;
-  int64_t cap = cap_;
-  if (phase + rows_ + n > cap_) {
-    cap = std::max(keep, rows_) + n + std::max<int64_t>(keep / 2, 16) + phase;
-    cap = (cap + kKeyTile - 1) / kKeyTile * kKeyTile;
+// Moves the live rows into a new ring of cap slots, the oldest at the same
+// place within its key tile (so keys move as whole tiles): the live slots are
+// one run from first_ and, when they wrap, a second run from slot 0, each
+// copied to follow the previous one.
+void KvWindow::relayout(int64_t cap) {
+  const int64_t heads = width_ / head_dim_, phase = first_ % kKeyTile;
+  std::vector<float> kt(size_t(width_ * cap)), v(size_t(width_ * cap));
+  const int64_t run1 = std::min(rows_, cap_ - first_), run2 = rows_ - run1;
+  struct Run {
+    int64_t from, to, rows;  // slots
+  };
+  const Run runs[2] = {{first_, phase, run1}, {0, phase + run1, run2}};
+  for (const Run& r : runs) {
+    if (r.rows == 0) continue;
+    // r.from and r.to agree modulo kKeyTile (cap_ is whole tiles).
+    const int64_t tile_from = r.from / kKeyTile, tile_to = r.to / kKeyTile;
+    const int64_t tiles = (r.from % kKeyTile + r.rows + kKeyTile - 1) / kKeyTile;
+    for (int64_t h = 0; h < heads; ++h) {
+      std::memcpy(kt.data() + (h * cap + tile_to * kKeyTile) * head_dim_,
+                  kt_.data() + (h * cap_ + tile_from * kKeyTile) * head_dim_,
+                  sizeof(float) * size_t(tiles * kKeyTile * head_dim_));
+      std::memcpy(v.data() + (h * cap + r.to) * head_dim_, v_.data() + (h * cap_ + r.from) * head_dim_,
+                  sizeof(float) * size_t(r.rows * head_dim_));
+    }
   }
-  if (cap == cap_) {  // compact in place
-    move_live_rows(kt_.data(), v_.data(), cap_);
-  } else {
-    std::vector<float> kt(size_t(width_ * cap)), v(size_t(width_ * cap));
-    move_live_rows(kt.data(), v.data(), cap);
-    kt_.swap(kt);
-    v_.swap(v);
-    cap_ = cap;
-  }
-  start_ = phase;
+  kt_.swap(kt);
+  v_.swap(v);
+  cap_ = cap;
+  first_ = phase;
 }
 
 void KvWindow::append(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim, int64_t keep) {
@@ -51,18 +48,19 @@ void KvWindow::append(const float* k, const float* v, int64_t ld, int64_t n, int
     head_dim_ = head_dim;
     kt_.clear();
     v_.clear();
-    cap_ = start_ = rows_ = 0;
+    cap_ = first_ = rows_ = 0;
   }
-  reserve_for(n, keep);
-  const int64_t row0 = start_ + rows_;
+  // Sized for the full window plus this push at once, so a stream's ring
+  // moves only when a push is larger than any before it.
+  if (rows_ + n > cap_) relayout(whole_tiles(first_ % kKeyTile + std::max(keep, rows_) + n));
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t row = row0 + t;
+    const int64_t slot = (first_ + rows_ + t) % cap_;
     const float* kr = k + t * ld;
     const float* vr = v + t * ld;
     for (int64_t h = 0; h < heads; ++h) {
-      float* tile = kt_.data() + (h * cap_ + row / kKeyTile * kKeyTile) * head_dim_ + row % kKeyTile;
+      float* tile = kt_.data() + (h * cap_ + slot / kKeyTile * kKeyTile) * head_dim_ + slot % kKeyTile;
       for (int64_t c = 0; c < head_dim_; ++c) tile[c * kKeyTile] = kr[h * head_dim_ + c];
-      std::memcpy(v_.data() + (h * cap_ + row) * head_dim_, vr + h * head_dim_, sizeof(float) * size_t(head_dim_));
+      std::memcpy(v_.data() + (h * cap_ + slot) * head_dim_, vr + h * head_dim_, sizeof(float) * size_t(head_dim_));
     }
   }
   rows_ += n;
@@ -70,7 +68,7 @@ void KvWindow::append(const float* k, const float* v, int64_t ld, int64_t n, int
 
 void KvWindow::keep_newest(int64_t keep) {
   if (rows_ > keep) {
-    start_ += rows_ - keep;
+    first_ = (first_ + rows_ - keep) % cap_;
     rows_ = keep;
   }
 }

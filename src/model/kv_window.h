@@ -4,6 +4,11 @@
 // window contiguous; keys in tiles of kKeyTile transposed keys, see
 // TiledScores) so that a streaming step's attention reads every head's keys
 // and values front to back and scores 16 keys per vector.
+//
+// Each head's rows form a ring of capacity() slots: a push overwrites the
+// oldest slots, so nothing moves once the ring holds the window plus the
+// largest push (the sliding buffer before it moved the whole window, 170 MB
+// for the v1 decoder, every 62 one-frame pushes: an 8 ms stall).
 #include <cstdint>
 #include <vector>
 
@@ -15,27 +20,26 @@ class KvWindow {
  public:
   // Appends n rows: row t's keys at k + t * ld and values at v + t * ld, each
   // heads * head_dim wide. keep (the rows kept after each chunk) sizes the
-  // buffer: it is compacted only when full and grows only when too small,
-  // to keep + n plus half a window of slack, so a stream of small pushes
-  // moves about two rows per row pushed.
+  // ring: keep + n rows rounded up to whole tiles, for the largest n so far.
   void append(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim, int64_t keep);
   // Drops all but the newest keep rows.
   void keep_newest(int64_t keep);
-  void clear() { start_ = rows_ = 0; }
+  void clear() { first_ = rows_ = 0; }
 
   int64_t rows() const { return rows_; }
-  HeadMajorKv view() const { return {kt_.data(), v_.data(), cap_, start_}; }
+  int64_t capacity() const { return cap_; }
+  HeadMajorKv view() const { return {kt_.data(), v_.data(), cap_, first_}; }
   int64_t bytes() const { return int64_t((kt_.capacity() + v_.capacity()) * sizeof(float)); }
 
  private:
-  void reserve_for(int64_t n, int64_t keep);
-  void move_live_rows(float* kt, float* v, int64_t cap) const;
+  // Moves the live rows to a new ring of cap slots (a whole number of tiles).
+  void relayout(int64_t cap);
 
   // Per head, cap_ / kKeyTile tiles of [head_dim][kKeyTile] keys; per head,
-  // cap_ x head_dim values. cap_ is a whole number of tiles.
+  // cap_ x head_dim values.
   std::vector<float> kt_, v_;
   int64_t width_ = 0, head_dim_ = 0;
-  int64_t cap_ = 0, start_ = 0, rows_ = 0;  // live rows [start_, start_ + rows_)
+  int64_t cap_ = 0, first_ = 0, rows_ = 0;  // live rows: slots first_, first_ + 1, ... mod cap_
 };
 
 }  // namespace moss
