@@ -7,8 +7,9 @@
 //
 // Each head's rows form a ring of capacity() slots: a push overwrites the
 // oldest slots, so nothing moves once the ring holds the window plus the
-// largest push (the sliding buffer before it moved the whole window, 170 MB
-// for the v1 decoder, every 62 one-frame pushes: an 8 ms stall).
+// largest push (the sliding buffer before it moved each layer's window about
+// every 66 one-frame pushes: in 28 of 600 pushes of the v1 decoder the
+// appends took 5-8 ms instead of 0.3).
 #include <cstdint>
 #include <vector>
 
