@@ -9,6 +9,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
+#include "kernels/finite_scan.h"
 #include "kernels/gemm.h"
 #include "kernels/onednn_matmul.h"
 #include "kernels/positional.h"
@@ -88,6 +89,17 @@ void BM_ReadBandwidth(benchmark::State& st) {
   st.counters["GB/s"] = gbs;
 }
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The load-time NaN/Inf scan over 256 MiB of weights (out of cache): compare
+// its GB/s with BM_ReadBandwidth's.
+void BM_FiniteScan(benchmark::State& st) {
+  std::vector<float> w = randoms(size_t(64) << 20);
+  int64_t first = 0;
+  for (auto _ : st) benchmark::DoNotOptimize(first = moss::first_non_finite(w.data(), int64_t(w.size())));
+  st.counters["GB"] = benchmark::Counter(double(st.iterations()) * double(w.size() * sizeof(float)) / 1e9,
+                                           benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FiniteScan)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Windowed causal attention: (frames, window, heads) of the v1 stages.
 void BM_Attention(benchmark::State& st) {

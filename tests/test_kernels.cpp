@@ -1,8 +1,10 @@
+#include <cfloat>
 #include <cmath>
 
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/few_row_gemm.h"
+#include "kernels/finite_scan.h"
 #include "kernels/positional.h"
 #include "kernels/vector_math.h"
 #include "model/kv_window.h"
@@ -239,6 +241,34 @@ namespace moss::test {
 // hit each path: lengths below, at and above a vector, odd tails, rows both
 // sides of the 2048 switch, output counts off the 4-row blocks, padded
 // strides, alpha, accumulation, and sizes that split over the threads.
+TEST(FiniteScan, FindsTheFirstNanOrInfAtEveryPosition) {
+  // Largest finite magnitudes, subnormals and negative zero are finite; every
+  // bit pattern with all exponent bits set is not, whatever its sign or payload.
+  const float finite[] = {FLT_MAX, -FLT_MAX, FLT_MIN, -FLT_MIN, 1e-45f, -1e-45f, -0.0f, 0.0f, 1.0f};
+  const uint32_t non_finite[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xffffffffu};
+  constexpr int64_t kBlock = 1 << 14;  // the scan's block; positions around its edges matter
+  for (int64_t n : {int64_t(0), int64_t(1), int64_t(15), int64_t(16), int64_t(17), kBlock - 1, kBlock + 1,
+                    20 * kBlock + 7}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[size_t(i)] = finite[i % 9];
+    ASSERT_EQ(first_non_finite(x.data(), n), n) << "n " << n;
+    std::vector<int64_t> positions = {0, 15, 16, kBlock - 1, kBlock, 3 * kBlock + 5, 17 * kBlock, n - 1};
+    for (int64_t at : positions) {
+      if (at < 0 || at >= n) continue;
+      for (uint32_t bits : non_finite) {
+        std::vector<float> y = x;
+        std::memcpy(&y[size_t(at)], &bits, 4);
+        ASSERT_EQ(first_non_finite(y.data(), n), at) << "n " << n << " at " << at << " bits " << bits;
+        // A later bad value must not hide the first one, wherever it sits.
+        if (at + kBlock + 3 < n) {
+          std::memcpy(&y[size_t(at + kBlock + 3)], &bits, 4);
+          ASSERT_EQ(first_non_finite(y.data(), n), at);
+        }
+      }
+    }
+  }
+}
+
 TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {3, 15},    {7, 16},    {13, 33},
                                                             {37, 130}, {64, 2100}, {9, 4100}, {45, 2100}, {1030, 80}};

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kernels/finite_scan.h"
 #include "moss_codec/error.h"
 #include "moss_codec/tensor.h"
 
@@ -121,10 +122,7 @@ FloatWeight WeightStore::checked(FloatWeight w, const TensorView& v) const {
   if (!check_finite_) return w;
   const float* p = w.data();
   const int64_t n = w.numel();
-  int64_t bad = n;
-#pragma omp parallel for reduction(min : bad) schedule(static) if (n > (1 << 20))
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i])) bad = std::min(bad, i);
+  const int64_t bad = first_non_finite(p, n);
   if (bad < n)
     throw Error(v.file + ": tensor '" + v.name + "' holds " + (std::isnan(p[bad]) ? "NaN" : "Inf") + " at element " +
                 std::to_string(bad) + "; weights must be finite");
