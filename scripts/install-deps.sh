@@ -12,7 +12,7 @@ PKGS=(
   libsndfile1-dev libsoxr-dev
   libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  pybind11-dev python3-dev
+  pybind11-dev python3-dev python3-numpy  # Python module and its tests
   clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for scripts/fuzz.sh
 )
 missing=()
