@@ -196,7 +196,7 @@ py::tuple chunk_to_python(moss::EncodedChunk&& c) {
 
 PYBIND11_MODULE(moss_codec, m) {
   m.doc() = "MOSS Audio Tokenizer inference (moss-codec): audio <-> residual-quantized codes, exact to the reference.";
-  m.attr("__version__") = "0.1.0";
+  m.attr("__version__") = MOSS_VERSION;
   py::register_exception<Error>(m, "Error", PyExc_ValueError);
 
   m.def("set_num_threads", &moss::set_num_threads, py::arg("threads"),

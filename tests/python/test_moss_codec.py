@@ -163,6 +163,7 @@ class Api(unittest.TestCase):
         self.assertTrue(c.has_encoder and c.has_decoder)
         self.assertEqual(json.loads(c.config_json)["sampling_rate"], 24)
         self.assertIn("Codec(", repr(c))
+        self.assertRegex(moss_codec.__version__, r"^\d+\.\d+\.\d+$")
 
     def test_encoder_and_decoder_only_loading(self):
         folder = os.path.join(FIXTURES, "tiny")
@@ -236,6 +237,18 @@ class Api(unittest.TestCase):
         self.codec.streaming_decode(offline.codes, 3, chunks.append)
         self.assertEqual([c.shape for c in chunks][:2], [(1, 1, 12), (1, 1, 12)])
         np.testing.assert_allclose(np.concatenate(chunks, axis=2), full.audio, rtol=0, atol=1e-6)
+
+        # An exception in the callback stops the decode and reaches the caller as itself.
+        seen = []
+
+        def stop_at_second(chunk):
+            seen.append(chunk)
+            if len(seen) == 2:
+                raise KeyError("stop here")
+
+        with self.assertRaisesRegex(KeyError, "stop here"):
+            self.codec.streaming_decode(offline.codes, 3, stop_at_second)
+        self.assertEqual(len(seen), 2)
 
     def test_bad_input_raises_named_errors(self):
         c = self.codec
