@@ -43,9 +43,10 @@ std::string repr_of(const py::object& o) { return py::repr(o).cast<std::string>(
 Tensor to_audio(const py::handle& obj, const char* what) {
   py::array a = py::array::ensure(obj);
   if (!a) throw Error(std::string(what) + ": expected a NumPy array of floats");
-  if (a.dtype().kind() != 'f')
+  const char kind = a.dtype().kind();
+  if (kind != 'f')
     throw Error(std::string(what) + ": expected floating-point samples, got dtype " + dtype_name(a) +
-                " (scale integer PCM to [-1, 1] first)");
+                (kind == 'i' || kind == 'u' ? " (scale integer PCM to [-1, 1] first)" : ""));
   auto f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
   Tensor t(shape_of(f));
   std::copy(f.data(), f.data() + f.size(), t.data.begin());
@@ -56,7 +57,7 @@ Tensor to_audio(const py::handle& obj, const char* what) {
 // the library reports codes outside the codebook, instead of wrapping into it.
 std::vector<int64_t> to_int64(const py::array& a, const char* what, std::vector<int64_t>* shape) {
   const char kind = a.dtype().kind();
-  if (kind != 'i' && kind != 'u' && kind != 'b')
+  if (kind != 'i' && kind != 'u')
     throw Error(std::string(what) + ": expected an integer array, got dtype " + dtype_name(a));
   if (kind == 'u' && a.dtype().itemsize() == 8) {
     auto u = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(a);
@@ -85,8 +86,23 @@ CodeTensor to_codes(const py::handle& obj, const char* what) {
   return codes;
 }
 
+// Masks come as bool, integer or float arrays (as from torch); the library
+// checks that they hold only 0 and 1, so floats must be exactly 0.0 or 1.0.
 std::optional<moss::BasicTensor<int64_t>> to_mask(const std::optional<py::array>& mask) {
   if (!mask) return std::nullopt;
+  const char kind = mask->dtype().kind();
+  if (kind == 'b' || kind == 'f') {
+    auto d = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(*mask);
+    std::vector<int64_t> values(size_t(d.size()));
+    for (size_t i = 0; i < values.size(); ++i) {
+      const double v = d.data()[i];
+      if (v != 0.0 && v != 1.0)
+        throw Error("padding_mask: value " + std::to_string(v) + " at flat index " + std::to_string(i) +
+                    " is not 0 or 1");
+      values[i] = int64_t(v);
+    }
+    return moss::BasicTensor<int64_t>(shape_of(d), std::move(values));
+  }
   std::vector<int64_t> shape;
   std::vector<int64_t> values = to_int64(*mask, "padding_mask", &shape);
   return moss::BasicTensor<int64_t>(shape, std::move(values));

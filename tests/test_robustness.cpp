@@ -82,6 +82,21 @@ TEST(Concurrency, EightThreadsOnOneModelMatchSerialRuns) {
   for (size_t i = 0; i < jobs.size(); ++i) EXPECT_EQ(parallel[i], serial[i]) << "job " << i << " kind " << jobs[i].kind;
 }
 
+TEST(Limits, ImpossibleLoadOptionsAreRefused) {
+  LoadOptions opt;
+  opt.threads = -3;
+  expect_error([&] { Codec::load(fixture("tiny"), opt); }, "threads must be >= 0 (0: the default), got -3");
+  expect_error([] { set_num_threads(-1); }, "threads must be >= 0");
+  opt = {};
+  opt.limits.max_batch = 0;
+  expect_error([&] { Codec::load(fixture("tiny"), opt); }, "LoadOptions::limits.max_batch must be >= 1, got 0");
+  for (double seconds : {0.0, -1.0, double(NAN)}) {
+    opt = {};
+    opt.limits.max_audio_seconds = seconds;
+    expect_error([&] { Codec::load(fixture("tiny"), opt); }, "LoadOptions::limits.max_audio_seconds must be > 0");
+  }
+}
+
 TEST(Limits, BatchAndLengthAreRefusedBeforeWork) {
   LoadOptions opt;
   opt.limits.max_batch = 2;

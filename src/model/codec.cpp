@@ -43,6 +43,7 @@ int64_t chunk_samples(const CodecConfig& c, double chunk) {
 }
 
 void set_num_threads(int threads) {
+  if (threads < 0) throw Error("threads must be >= 0 (0: the default), got " + std::to_string(threads));
   if (threads > 0) omp_set_num_threads(threads);
 }
 
@@ -94,6 +95,12 @@ std::vector<ChainModule> build_chain(const std::vector<ModuleConfig>& modules, W
 }  // namespace
 
 std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const LoadOptions& options) {
+  // Limits that refuse every input, or none (NaN), are configuration mistakes.
+  if (options.limits.max_batch < 1)
+    throw Error("LoadOptions::limits.max_batch must be >= 1, got " + std::to_string(options.limits.max_batch));
+  if (!(options.limits.max_audio_seconds > 0))
+    throw Error("LoadOptions::limits.max_audio_seconds must be > 0, got " +
+                std::to_string(options.limits.max_audio_seconds));
   set_num_threads(options.threads);
   const fs::path dir = resolve_checkpoint(path_or_id);
   auto impl = std::make_unique<Impl>();

@@ -200,6 +200,9 @@ class Api(unittest.TestCase):
         by_mask = self.codec.encode(a, padding_mask=mask)
         by_lengths = self.codec.encode(a, lengths=[48, 30])
         np.testing.assert_array_equal(by_mask.codes, by_lengths.codes)
+        # Float masks (as from torch) of exact 0/1 and integer masks agree.
+        for same in (mask.astype(np.float32), mask.astype(np.int8)):
+            np.testing.assert_array_equal(self.codec.encode(a, padding_mask=same).codes, by_lengths.codes)
         self.assertEqual(by_mask.code_lengths.tolist(), [12, 7])
         # Each row equals encoding it alone.
         alone = self.codec.encode(a[1, :30])
@@ -258,7 +261,11 @@ class Api(unittest.TestCase):
             (lambda: c.encode(np.array([0.0, np.nan, 0.0, 0.0], dtype=np.float32)), "NaN"),
             (lambda: c.encode(self.audio(8), lengths=[9]), "length"),
             (lambda: c.encode(self.audio(8), num_quantizers=5), "num_quantizers"),
+            (lambda: c.encode(np.zeros(8, dtype=np.complex64)), "got dtype complex64"),
+            (lambda: c.encode(self.audio(8)[None], padding_mask=np.full((1, 8), 0.5)), "padding_mask: value 0.5"),
+            (lambda: moss_codec.Codec.load(os.path.join(FIXTURES, "tiny"), threads=-3), "threads must be >= 0"),
             (lambda: c.decode(np.zeros((4, 3), dtype=np.float32)), "codes: expected an integer array, got dtype float32"),
+            (lambda: c.decode(np.ones((4, 3), dtype=bool)), "codes: expected an integer array, got dtype bool"),
             (lambda: c.decode(np.full((4, 3), 16)), "outside the codebook"),
             (lambda: c.decode(np.full((4, 3), -1)), "outside the codebook"),
             # Values that would wrap into the codebook when narrowed to int32.
