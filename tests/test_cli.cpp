@@ -209,6 +209,9 @@ TEST_F(Cli, ConventionsHelpJsonQuietEnvInfo) {
     EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_NE(r.out.find("Example"), std::string::npos) << cmd;
   }
+  CliRun v = cli("--version", dir_);
+  EXPECT_EQ(v.code, 0);
+  EXPECT_EQ(v.out.rfind("moss-codec 0.", 0), 0u) << v.out;
   CliRun r = cli("encode speech.wav -o q.npy -q", dir_, "MOSS_CODEC_MODEL='" + model_ + "'");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "");

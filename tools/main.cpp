@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   using namespace moss::cli;
   CLI::App app{"moss-codec: MOSS Audio Tokenizer inference engine (encode audio to codes and back)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("moss-codec ") + MOSS_VERSION);
   app.footer(
       "Exit codes: 0 ok, 1 usage, 2 bad input (audio, codes, config, failed fixture), 3 model error,\n"
       "4 output error (exists without --force, is an input, cannot be written), 5 internal error.");
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
