@@ -123,22 +123,13 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
                         int64_t ldo) {
   const float scale = 1.0f / std::sqrt(float(s.head_dim));
   const int64_t dh = s.head_dim, cap = kv.capacity;
-  // Visible keys [lo, lo + span) lie in the ring as one run of slots from
-  // (first + lo) % cap and, when they wrap, a second run from slot 0.
-  struct Runs {
-    int64_t slot, first_run, second_run;
-  };
-  const auto runs = [&](int64_t lo, int64_t span) {
-    const int64_t slot = (kv.first + lo) % cap, first_run = std::min(span, cap - slot);
-    return Runs{slot, first_run, span - first_run};
-  };
   attend(
       s, q, ldq, out, ldo,
       [&](int h, int64_t lo, int64_t span, int64_t bq, const float* qh, std::vector<float>& buffer) {
         // Scores for whole tiles of keys, each run's tiles after the other's:
         // a wrapping first run ends on a tile boundary (cap is whole tiles),
         // so the rows hold the visible keys in order from the first one on.
-        const Runs r = runs(lo, span);
+        const RingRuns r = ring_runs(kv.first, cap, lo, span);
         const int64_t tile0 = r.slot / kKeyTile;
         const int64_t tiles1 = (r.slot % kKeyTile + r.first_run + kKeyTile - 1) / kKeyTile;
         const int64_t tiles2 = (r.second_run + kKeyTile - 1) / kKeyTile, width = (tiles1 + tiles2) * kKeyTile;
@@ -160,7 +151,7 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         return ScoreRows{buffer.data() + r.slot % kKeyTile, width};
       },
       [&](int h, int64_t lo, int64_t span, int64_t bq, ScoreRows p, float* oh) {
-        const Runs r = runs(lo, span);
+        const RingRuns r = ring_runs(kv.first, cap, lo, span);
         const float* values = kv.v + int64_t(h) * cap * dh;  // this head's ring
         weighted_values(p.p, p.ld, bq, r.first_run, values + r.slot * dh, dh, dh, oh, ldo);
         if (r.second_run > 0) weighted_values(p.p + r.first_run, p.ld, bq, r.second_run, values, dh, dh, oh, ldo, true);

@@ -32,6 +32,17 @@ struct HeadMajorKv {
   int64_t capacity = 0, first = 0;
 };
 
+// Where rows [lo, lo + span) of a ring of `capacity` slots whose oldest row
+// is in slot `first` lie: one run of slots from `slot` and, when they wrap, a
+// second run from slot 0. capacity must be > 0.
+struct RingRuns {
+  int64_t slot, first_run, second_run;
+};
+inline RingRuns ring_runs(int64_t first, int64_t capacity, int64_t lo, int64_t span) {
+  const int64_t slot = (first + lo) % capacity, first_run = span < capacity - slot ? span : capacity - slot;
+  return {slot, first_run, span - first_run};
+}
+
 // The same attention against a head-major cache (the queries' own keys must
 // already be in it, as its last n_queries rows).
 void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const HeadMajorKv& kv, float* out,

@@ -18,11 +18,11 @@ int64_t whole_tiles(int64_t rows) { return (rows + kKeyTile - 1) / kKeyTile * kK
 void KvWindow::relayout(int64_t cap) {
   const int64_t heads = width_ / head_dim_, phase = first_ % kKeyTile;
   std::vector<float> kt(size_t(width_ * cap)), v(size_t(width_ * cap));
-  const int64_t run1 = std::min(rows_, cap_ - first_), run2 = rows_ - run1;
   struct Run {
     int64_t from, to, rows;  // slots
   };
-  const Run runs[2] = {{first_, phase, run1}, {0, phase + run1, run2}};
+  const RingRuns live = rows_ > 0 ? ring_runs(first_, cap_, 0, rows_) : RingRuns{0, 0, 0};
+  const Run runs[2] = {{live.slot, phase, live.first_run}, {0, phase + live.first_run, live.second_run}};
   for (const Run& r : runs) {
     if (r.rows == 0) continue;
     // r.from and r.to agree modulo kKeyTile (cap_ is whole tiles).
