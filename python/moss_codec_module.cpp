@@ -170,9 +170,21 @@ auto without_gil(F&& f) {
   return f();
 }
 
-// A stream's call, one at a time per stream, with the GIL released.
+// A stream is one conversation's state. The lock makes a stream shared by
+// Python threads safe (its calls run one at a time); separate streams on one
+// Codec run in parallel.
+template <typename Stream>
+struct LockedStream {
+  Stream stream;
+  std::mutex lock;
+};
+using PyEncoderStream = LockedStream<moss::EncoderStream>;
+using PyDecoderStream = LockedStream<moss::DecoderStream>;
+
+// A stream's call, one at a time per stream, with the GIL released (also
+// while waiting for another thread's call on the same stream).
 template <typename Stream, typename F>
-auto locked_without_gil(Stream& s, F&& f) {
+auto locked_without_gil(LockedStream<Stream>& s, F&& f) {
   py::gil_scoped_release unlocked;
   std::lock_guard<std::mutex> guard(s.lock);
   return f(s.stream);
@@ -191,21 +203,19 @@ struct PyCodec {
   std::shared_ptr<const moss::Codec> codec;
 };
 
-// A stream is one conversation's state. The lock makes a stream shared by
-// Python threads safe (pushes run one at a time); separate streams on one
-// Codec run in parallel.
-struct PyEncoderStream {
-  moss::EncoderStream stream;
-  std::mutex lock;
-};
-
-struct PyDecoderStream {
-  moss::DecoderStream stream;
-  std::mutex lock;
-};
-
 py::tuple chunk_to_python(moss::EncodedChunk&& c) {
   return py::make_tuple(to_numpy(c.codes), to_numpy(std::move(c.hidden_states)));
+}
+
+// reset() and stats, the same for both stream kinds.
+template <typename Stream>
+void add_reset_and_stats(py::class_<LockedStream<Stream>>& cls) {
+  cls.def(
+         "reset", [](LockedStream<Stream>& s) { locked_without_gil(s, [](Stream& st) { st.reset(); }); },
+         "Starts a new stream on the same codec.")
+      .def_property_readonly("stats", [](LockedStream<Stream>& s) {
+        return stats_dict(locked_without_gil(s, [](Stream& st) { return st.stats(); }));
+      });
 }
 
 }  // namespace
@@ -395,8 +405,9 @@ PYBIND11_MODULE(moss_codec, m) {
                ", num_quantizers=" + std::to_string(cfg.quantizer.num_quantizers) + ")";
       });
 
-  py::class_<PyEncoderStream>(m, "EncoderStream",
-                              "Exact incremental encoding: the pushes' codes concatenate to the offline codes.")
+  py::class_<PyEncoderStream> encoder_stream(m, "EncoderStream",
+                              "Exact incremental encoding: the pushes' codes concatenate to the offline codes.");
+  encoder_stream
       .def(py::init([](const PyCodec& c, std::optional<int> num_quantizers) {
              return new PyEncoderStream{moss::EncoderStream(c.codec, num_quantizers), {}};
            }),
@@ -415,23 +426,14 @@ PYBIND11_MODULE(moss_codec, m) {
             return chunk_to_python(locked_without_gil(s, [](moss::EncoderStream& e) { return e.flush(); }));
           },
           "Zero-pads buffered samples to a last frame and returns its codes; ends the stream until reset().")
-      .def("reset",
-           [](PyEncoderStream& s) {
-             std::lock_guard<std::mutex> guard(s.lock);
-             s.stream.reset();
-           })
-      .def_property_readonly("buffered_samples",
-                             [](PyEncoderStream& s) {
-                               std::lock_guard<std::mutex> guard(s.lock);
-                               return s.stream.buffered_samples();
-                             })
-      .def_property_readonly("stats", [](PyEncoderStream& s) {
-        std::lock_guard<std::mutex> guard(s.lock);
-        return stats_dict(s.stream.stats());
+      .def_property_readonly("buffered_samples", [](PyEncoderStream& s) {
+        return locked_without_gil(s, [](moss::EncoderStream& e) { return e.buffered_samples(); });
       });
+  add_reset_and_stats(encoder_stream);
 
-  py::class_<PyDecoderStream>(m, "DecoderStream",
-                              "Exact incremental decoding: the pushes' audio concatenates to the offline audio.")
+  py::class_<PyDecoderStream> decoder_stream(m, "DecoderStream",
+                              "Exact incremental decoding: the pushes' audio concatenates to the offline audio.");
+  decoder_stream
       .def(py::init([](const PyCodec& c, std::optional<int> num_quantizers) {
              return new PyDecoderStream{moss::DecoderStream(c.codec, num_quantizers), {}};
            }),
@@ -442,14 +444,6 @@ PYBIND11_MODULE(moss_codec, m) {
             CodeTensor k = to_codes(codes, "codes");
             return to_numpy(locked_without_gil(s, [&](moss::DecoderStream& d) { return d.push(k); }));
           },
-          py::arg("codes"), "codes (nq, n), n >= 1 new frames. Returns their audio (C, n * downsample_rate).")
-      .def("reset",
-           [](PyDecoderStream& s) {
-             std::lock_guard<std::mutex> guard(s.lock);
-             s.stream.reset();
-           })
-      .def_property_readonly("stats", [](PyDecoderStream& s) {
-        std::lock_guard<std::mutex> guard(s.lock);
-        return stats_dict(s.stream.stats());
-      });
+          py::arg("codes"), "codes (nq, n), n >= 1 new frames. Returns their audio (C, n * downsample_rate).");
+  add_reset_and_stats(decoder_stream);
 }
