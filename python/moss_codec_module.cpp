@@ -292,20 +292,22 @@ PYBIND11_MODULE(moss_codec, m) {
       .def_static(
           "load",
           [](const std::filesystem::path& path, const std::string& parts, int threads, bool check_finite,
-             int64_t max_batch, double max_audio_seconds) {
+             int64_t max_batch, double max_audio_seconds, bool upcast_half_weights) {
             moss::LoadOptions o;
             o.parts = parse_parts(parts);
             o.threads = threads;
             o.check_finite = check_finite;
+            o.upcast_half_weights = upcast_half_weights;
             o.limits.max_batch = max_batch;
             o.limits.max_audio_seconds = max_audio_seconds;
             return without_gil([&] { return PyCodec{moss::Codec::load(path.string(), o)}; });
           },
           py::arg("path_or_id"), py::kw_only(), py::arg("parts") = "all", py::arg("threads") = 0,
           py::arg("check_finite") = true, py::arg("max_batch") = moss::Limits{}.max_batch,
-          py::arg("max_audio_seconds") = moss::Limits{}.max_audio_seconds,
+          py::arg("max_audio_seconds") = moss::Limits{}.max_audio_seconds, py::arg("upcast_half_weights") = false,
           "Loads a checkpoint folder (config.json + safetensors), a TTS checkpoint holding one, or a Hugging "
-          "Face repo id from the local cache. parts: 'all', 'encoder' or 'decoder'.")
+          "Face repo id from the local cache. parts: 'all', 'encoder' or 'decoder'. bf16/f16 matrices are used "
+          "in place (same results, half the memory) unless upcast_half_weights.")
       .def_property_readonly("sampling_rate", [](const PyCodec& c) { return c.codec->config().sampling_rate; })
       .def_property_readonly("downsample_rate", [](const PyCodec& c) { return c.codec->config().downsample_rate; })
       .def_property_readonly("frame_rate", [](const PyCodec& c) { return c.codec->config().frame_rate(); })

@@ -21,12 +21,6 @@ struct CliRun {
   std::string out, err;
 };
 
-static std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Runs the CLI with `args` (shell words) in `dir`; env assignments may prefix.
 static CliRun cli(const std::string& args, const TempDir& dir, const std::string& env = "") {

@@ -272,36 +272,27 @@ TEST(FiniteScan, FindsTheFirstNanOrInfAtEveryPosition) {
 TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {3, 15},    {7, 16},    {13, 33},
                                                             {37, 130}, {64, 2100}, {9, 4100}, {45, 2100}, {1030, 80}};
-  int checked = 0;
-  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
-    if (!few_row_gemm_available(isa)) continue;
-    for (int64_t m = 1; m <= kFewRowsMax; ++m)
-      for (auto [n, k] : shapes)
-        for (int variant = 0; variant < 2; ++variant) {
-          const int64_t ldx = k + 3 * variant, ldw = k + 5 * variant, ldy = n + 2 * variant;
-          const float alpha = variant ? 0.5f : 1.0f;
-          const bool accumulate = variant == 1;
-          auto x = random_floats(size_t(m * ldx), 11), w = random_floats(size_t(n * ldw), 12);
-          auto y = random_floats(size_t(m * ldy), 13);
-          const auto y0 = y;
-          few_row_gemm({x.data(), ldx, m, k, w.data(), ldw, n, y.data(), ldy, alpha, accumulate}, isa);
-          for (int64_t r = 0; r < m; ++r)
-            for (int64_t j = 0; j < n; ++j) {
-              double dot = 0, mag = 0;
-              for (int64_t t = 0; t < k; ++t) {
-                dot += double(x[size_t(r * ldx + t)]) * w[size_t(j * ldw + t)];
-                mag += std::fabs(double(x[size_t(r * ldx + t)]) * w[size_t(j * ldw + t)]);
-              }
-              const double expect = alpha * dot + (accumulate ? y0[size_t(r * ldy + j)] : 0.0);
-              ASSERT_NEAR(y[size_t(r * ldy + j)], expect, 1e-6 * (1 + mag))
-                  << "isa " << int(isa) << " m " << m << " n " << n << " k " << k << " variant " << variant;
-            }
-          // Padding between rows of y is never written.
-          for (int64_t r = 0; r < m; ++r)
-            for (int64_t j = n; j < ldy; ++j) ASSERT_EQ(y[size_t(r * ldy + j)], y0[size_t(r * ldy + j)]);
-          ++checked;
+  const int checked = for_each_few_row_case(shapes, [](const FewRowCase& c) {
+    if (::testing::Test::HasFatalFailure()) return;
+    const auto x = random_floats(size_t(c.m * c.ldx), 11), w = random_floats(size_t(c.n * c.ldw), 12);
+    auto y = random_floats(size_t(c.m * c.ldy), 13);
+    const auto y0 = y;
+    few_row_gemm({x.data(), c.ldx, c.m, c.k, w.data(), c.ldw, c.n, y.data(), c.ldy, c.alpha, c.accumulate}, c.isa);
+    for (int64_t r = 0; r < c.m; ++r)
+      for (int64_t j = 0; j < c.n; ++j) {
+        double dot = 0, mag = 0;
+        for (int64_t t = 0; t < c.k; ++t) {
+          dot += double(x[size_t(r * c.ldx + t)]) * w[size_t(j * c.ldw + t)];
+          mag += std::fabs(double(x[size_t(r * c.ldx + t)]) * w[size_t(j * c.ldw + t)]);
         }
-  }
+        const double expect = c.alpha * dot + (c.accumulate ? y0[size_t(r * c.ldy + j)] : 0.0);
+        ASSERT_NEAR(y[size_t(r * c.ldy + j)], expect, 1e-6 * (1 + mag))
+            << "isa " << int(c.isa) << " m " << c.m << " n " << c.n << " k " << c.k << " accumulate " << c.accumulate;
+      }
+    // Padding between rows of y is never written.
+    for (int64_t r = 0; r < c.m; ++r)
+      for (int64_t j = c.n; j < c.ldy; ++j) ASSERT_EQ(y[size_t(r * c.ldy + j)], y0[size_t(r * c.ldy + j)]);
+  });
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
 #endif

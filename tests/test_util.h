@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "kernels/few_row_gemm.h"
 #include "moss_codec/error.h"
 #include "moss_codec/safetensors.h"
 
@@ -41,6 +43,14 @@ class TempDir {
   fs::path path_;
 };
 
+// A whole file's bytes.
+inline std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 inline void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), std::streamsize(bytes.size()));
@@ -67,6 +77,34 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
   return v;
+}
+
+// One case of a few-row product test: the kernel set, the shape, padded row
+// strides, and whether the product is scaled and accumulated onto y.
+struct FewRowCase {
+  FewRowIsa isa;
+  int64_t m, n, k, ldx, ldw, ldy;
+  float alpha;
+  bool accumulate;
+};
+
+// Calls fn(case) for every kernel set this CPU runs, 1..kFewRowsMax rows, the
+// given (n, k) shapes, plain and padded/scaled/accumulated. Returns how many
+// cases ran (0 where no kernel set runs).
+template <typename Fn>
+int for_each_few_row_case(const std::vector<std::pair<int64_t, int64_t>>& shapes, Fn&& fn) {
+  int ran = 0;
+  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
+    if (!few_row_gemm_available(isa)) continue;
+    for (int64_t m = 1; m <= kFewRowsMax; ++m)
+      for (auto [n, k] : shapes)
+        for (int variant = 0; variant < 2; ++variant) {
+          fn(FewRowCase{isa, m, n, k, k + 3 * variant, k + 5 * variant, n + 2 * variant, variant ? 0.5f : 1.0f,
+                        variant == 1});
+          ++ran;
+        }
+  }
+  return ran;
 }
 
 // Expects `fn` to throw moss::Error whose message contains `needle`.

@@ -118,7 +118,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
     const int64_t history = std::max<int64_t>(1, int64_t(std::ceil(context_s * cfg.frame_rate())));
     const int64_t warm = 3, T = a->stream_frames;
     std::vector<double> dec_ms, enc_ms, dec_bw, dec_x_floor, all_bw, all_x_floor;
-    const double dec_bytes = double(wi.decoder_parameters) * 4;
+    const double dec_bytes = double(wi.decoder_bytes);  // as held: 2 per value for 16-bit matrices in place
     {
       std::optional<ReadBandwidthProbe> probe;
       if (!a->skip_probe) probe.emplace(256);

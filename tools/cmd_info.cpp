@@ -25,6 +25,7 @@ Runner add_info(CLI::App& app, const Common& common) {
     const CodecConfig& c = codec->config();
     const Codec::WeightInfo w = codec->weight_info();
     const int64_t params = w.encoder_parameters + w.quantizer_parameters + w.decoder_parameters;
+    const int64_t memory = w.encoder_bytes + w.quantizer_bytes + w.decoder_bytes;
     const double bits_per_code = std::log2(double(c.quantizer.codebook_size));
     nlohmann::json bitrates = nlohmann::json::object();
     for (int nq = 1; nq <= c.quantizer.num_quantizers; ++nq)
@@ -42,6 +43,7 @@ Runner add_info(CLI::App& app, const Common& common) {
                   {"weight_dtype", w.dtypes},
                   {"file_bytes", w.file_bytes},
                   {"memory_bytes_float32", params * 4},
+                  {"memory_bytes", memory},
                   {"bitrate_bps", bitrates}});
       return int(kOk);
     }
@@ -64,8 +66,8 @@ Runner add_info(CLI::App& app, const Common& common) {
     std::cout << std::setprecision(2) << "parameters  encoder " << w.encoder_parameters / 1e6 << " M, quantizer "
               << w.quantizer_parameters / 1e6 << " M, decoder " << w.decoder_parameters / 1e6 << " M, total "
               << params / 1e6 << " M\n"
-              << "weights     " << w.dtypes << ", " << w.file_bytes / 1e6 << " MB on disk; " << params * 4 / 1e6
-              << " MB as float32 in memory (F32 files are mapped, not copied)\n"
+              << "weights     " << w.dtypes << ", " << w.file_bytes / 1e6 << " MB on disk; " << memory / 1e6
+              << " MB in memory (F32 files are mapped, not copied; bf16/f16 matrices are used in place)\n"
               << std::setprecision(0) << "bitrate    ";
     for (int nq = 1; nq <= c.quantizer.num_quantizers; nq *= 2)
       std::cout << " " << nq << ":" << double(nq) * bits_per_code * c.frame_rate() << " bps";

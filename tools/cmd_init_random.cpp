@@ -18,8 +18,8 @@ Runner add_init_random(CLI::App& app, const Common& common) {
   cmd->add_option("--config", a->config, "config.json to build (e.g. configs/moss-audio-tokenizer-24k-small.json)")->required();
   cmd->add_option("-o,--output", a->output, "Checkpoint folder to create")->required();
   cmd->add_option("--seed", a->seed, "Random seed (same seed, same weights)");
-  cmd->add_option("--dtype", a->dtype, "f32, or bf16 for the transformer matrices (codebooks stay f32)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--dtype", a->dtype, "f32, or bf16 or f16 for the transformer matrices (codebooks stay f32)")
+      ->check(CLI::IsMember({"f32", "bf16", "f16"}));
   cmd->footer(
       "Example:\n  moss-codec init-random --config configs/moss-audio-tokenizer-24k-small.json -o out/default-model\n"
       "Random weights give noise, not speech: they exercise the full computation for demos, tests and benchmarks.");
@@ -40,7 +40,9 @@ Runner add_init_random(CLI::App& app, const Common& common) {
     OutputFile out(a->output, {a->config}, common.force, /*is_dir=*/true);
     auto t0 = std::chrono::steady_clock::now();
     try {
-      write_random_checkpoint(out.temp(), text, a->seed, a->dtype == "bf16" ? WeightDType::BF16 : WeightDType::F32);
+      write_random_checkpoint(out.temp(), text, a->seed, a->dtype == "bf16"  ? WeightDType::BF16
+                                                     : a->dtype == "f16" ? WeightDType::F16
+                                                                         : WeightDType::F32);
     } catch (const Error& e) {
       throw CliError{kOutputError, e.what()};
     }

@@ -39,6 +39,12 @@ struct LoadOptions {
   Limits limits;
   // Scan every weight for NaN/Inf at load (one pass over the weights).
   bool check_finite = true;
+  // The transformers' matrices of a bf16/f16 checkpoint are used in place,
+  // widened to float32 as they are read: results equal those of upcast
+  // weights, in half the memory, and streaming steps read half the bytes;
+  // offline products widen each matrix first (a few % slower). True upcasts
+  // them to float32 at load instead (twice the memory).
+  bool upcast_half_weights = false;
 };
 
 struct EncodeOptions {
@@ -103,6 +109,9 @@ class Codec {
   struct WeightInfo {
     int64_t encoder_parameters = 0, quantizer_parameters = 0, decoder_parameters = 0;
     int64_t file_bytes = 0;    // bytes of tensor data in the checkpoint files
+    // Bytes of the loaded parts' weights as held in memory: float32, or 16-bit
+    // matrices used in place. decoder_bytes is what a streaming decode step reads.
+    int64_t encoder_bytes = 0, quantizer_bytes = 0, decoder_bytes = 0;
     std::string dtypes;        // e.g. "F32" or "BF16+F32"
   };
   WeightInfo weight_info() const;

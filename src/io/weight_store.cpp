@@ -134,9 +134,28 @@ FloatWeight WeightStore::take(const std::string& name, const std::vector<int64_t
   check_shape(v, shape);
   taken_.insert(name);
   if (validate_only_) return FloatWeight::borrowed(nullptr, shape);
+  held_bytes_[name] = v.numel() * 4;
   if (v.dtype == DType::F32 && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0)
     return checked(FloatWeight::borrowed(reinterpret_cast<const float*>(v.data), shape), v);
   return checked(FloatWeight::owned(v.to_float(), shape), v);
+}
+
+MatrixWeight WeightStore::take_matrix(const std::string& name, const std::vector<int64_t>& shape) {
+  const TensorView& v = view(name);
+  const bool half = v.dtype == DType::BF16 || v.dtype == DType::F16;
+  if (!keep_half_ || validate_only_ || !half || reinterpret_cast<uintptr_t>(v.data) % alignof(uint16_t) != 0)
+    return {take(name, shape), {}};
+  check_shape(v, shape);
+  taken_.insert(name);
+  held_bytes_[name] = v.numel() * 2;
+  const auto* p = reinterpret_cast<const uint16_t*>(v.data);
+  if (check_finite_) {
+    const int64_t n = v.numel(), bad = first_non_finite_16(p, n, v.dtype == DType::BF16);
+    if (bad < n)
+      throw Error(v.file + ": tensor '" + v.name + "' holds " + ((p[bad] & (v.dtype == DType::BF16 ? 0x7f : 0x3ff)) ? "NaN" : "Inf") +
+                  " at element " + std::to_string(bad) + "; weights must be finite");
+  }
+  return {FloatWeight{}, HalfMatrix{p, v.dtype == DType::BF16, shape}};
 }
 
 bool WeightStore::has_weight(const std::string& prefix) const {
@@ -164,6 +183,7 @@ FloatWeight WeightStore::take_weight_norm(const std::string& prefix, const std::
     taken_.insert(gname);
     taken_.insert(vname);
     if (validate_only_) return FloatWeight::borrowed(nullptr, shape);
+    held_bytes_[vname] = v.numel() * 4;
     // Upcast first, then merge in float32 (SPEC section 1); the norm is over all
     // axes but the first, accumulated in double.
     std::vector<float> gv = g.to_float(), w = v.to_float();

@@ -38,6 +38,21 @@ class FloatWeight {
   std::vector<int64_t> shape_;
 };
 
+// A matrix stored as 16-bit floats (bf16 or f16) in the mapping, used in
+// place: half the memory of upcasting it, and half the bytes a streaming step
+// reads. It is widened to float32 (exactly) as it is used.
+struct HalfMatrix {
+  const uint16_t* data = nullptr;
+  bool bf16 = true;  // else IEEE half
+  std::vector<int64_t> shape;
+};
+
+// A transformer matrix: float32 (mapped or upcast), or 16-bit in place.
+struct MatrixWeight {
+  FloatWeight f32;
+  HalfMatrix half;  // data set: use this, f32 is empty
+};
+
 class WeightStore {
  public:
   // `dir` holds model.safetensors, or model.safetensors.index.json + shards,
@@ -50,6 +65,9 @@ class WeightStore {
   // Takes a float tensor of exactly `shape` (shape-compatible singleton axes are
   // not squeezed: the shape must match). Marks it used.
   FloatWeight take(const std::string& name, const std::vector<int64_t>& shape);
+  // take() for a matrix that may stay 16-bit: a BF16/F16 tensor (aligned, with
+  // set_keep_half on) is returned in place, anything else as take() does.
+  MatrixWeight take_matrix(const std::string& name, const std::vector<int64_t>& shape);
   // Takes `prefix`.weight, merging weight-norm halves (original0/original1 or
   // weight_g/weight_v) into W = g * v / ||v|| when that is how it is stored.
   // `shape` is the merged weight's shape (out, in, 1).
@@ -63,6 +81,12 @@ class WeightStore {
 
   // Refuse NaN/Inf in every tensor taken (on by default).
   void set_check_finite(bool on) { check_finite_ = on; }
+  // Let take_matrix keep 16-bit matrices in place (on by default).
+  void set_keep_half(bool on) { keep_half_ = on; }
+  // Bytes each loaded tensor occupies as the model holds it: 16-bit matrices
+  // kept in place at 2 per value, everything else at 4 (float32); tensors
+  // only validated are not listed. By name.
+  const std::map<std::string, int64_t>& held_bytes() const { return held_bytes_; }
 
   // Names not taken by the model, sorted.
   std::vector<std::string> untaken() const;
@@ -79,8 +103,10 @@ class WeightStore {
   std::vector<SafetensorsFile> files_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> taken_;
+  std::map<std::string, int64_t> held_bytes_;
   bool check_finite_ = true;
   bool validate_only_ = false;
+  bool keep_half_ = true;
 
   FloatWeight checked(FloatWeight w, const TensorView& v) const;
 };

@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/half.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define MOSS_FEW_ROW_KERNELS 1
 #endif
@@ -29,6 +32,15 @@ struct Vec {
   static constexpr int kLanes = 16, kRegisters = 32;
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
+  // 16 weights stored as bfloat16 (the high half of a float32) or IEEE half;
+  // zero-masked forms, as GCC 12 warns on the unmasked ones' undefined source.
+  static V load_bf16(const uint16_t* p) {
+    const __m512i wide = _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, wide, 16));
+  }
+  static V load_f16(const uint16_t* p) {
+    return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
@@ -67,11 +79,11 @@ using Operands = FewRowProduct;
 }  // namespace few_rows_avx512
 #if defined(__clang__)
 #pragma clang attribute pop
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC pop_options
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 namespace few_rows_avx2 {
 struct Vec {
@@ -79,6 +91,10 @@ struct Vec {
   static constexpr int kLanes = 8, kRegisters = 16;
   static V zero() { return _mm256_setzero_ps(); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V load_bf16(const uint16_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+  static V load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
@@ -109,16 +125,24 @@ struct Kernels {
   void (*range)(const FewRowProduct&, int64_t, int64_t) = nullptr;
   void (*weighted_sum)(const WeightedSum&) = nullptr;
   void (*tiled_scores)(const TiledScores&) = nullptr;
+  void (*widen)(const uint16_t*, HalfFormat, int64_t, int64_t, float*) = nullptr;
 };
+
+// F16C (IEEE half conversion), which the AVX2 kernels use: from CPUID, as
+// clang 14's __builtin_cpu_supports does not know it.
+bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
 
 Kernels kernels_for(FewRowIsa isa) {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f");
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   const Kernels k512{few_rows_avx512::few_rows_range, few_rows_avx512::few_rows_weighted_sum,
-                     few_rows_avx512::few_rows_tiled_scores};
+                     few_rows_avx512::few_rows_tiled_scores, few_rows_avx512::widen_half_range};
   const Kernels k2{few_rows_avx2::few_rows_range, few_rows_avx2::few_rows_weighted_sum,
-                   few_rows_avx2::few_rows_tiled_scores};
+                   few_rows_avx2::few_rows_tiled_scores, few_rows_avx2::widen_half_range};
   switch (isa) {
     case FewRowIsa::Avx512: return avx512 ? k512 : Kernels{};
     case FewRowIsa::Avx2: return avx2 ? k2 : Kernels{};
@@ -156,7 +180,28 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
   }
 }
 
-#else  // no x86-64 kernels: callers use sgemm
+#endif
+
+// Chunks of 16 K values split over the threads; below 4 chunks one thread.
+void widen_half(const uint16_t* in, HalfFormat format, int64_t n, float* out) {
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  void (*widen)(const uint16_t*, HalfFormat, int64_t, int64_t, float*) = nullptr;  // none: the scalar loop
+#if MOSS_FEW_ROW_KERNELS
+  widen = kernels(FewRowIsa::Best).widen;
+#endif
+#pragma omp parallel for schedule(static) if (chunks >= 4 && !omp_in_parallel())
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+    if (widen) {
+      widen(in, format, i0, i1, out);
+    } else {
+      for (int64_t i = i0; i < i1; ++i) out[i] = format == HalfFormat::BF16 ? bf16_to_float(in[i]) : half_to_float(in[i]);
+    }
+  }
+}
+
+#if !MOSS_FEW_ROW_KERNELS  // no x86-64 kernels: callers use sgemm
 
 bool few_row_gemm_available(FewRowIsa) { return false; }
 void few_row_gemm(const FewRowProduct&, FewRowIsa) {}

@@ -12,8 +12,12 @@ namespace moss {
 // The most rows few_row_gemm handles; more go through sgemm/matmul.
 inline constexpr int64_t kFewRowsMax = 8;
 
+// How 16-bit weights are stored: bfloat16 or IEEE half. Either widens to
+// float32 exactly, so products over them equal products over upcast weights.
+enum class HalfFormat { BF16, F16 };
+
 // y[m x n] = alpha * x[m x k] W^T (+ y when accumulate), W row-major [n x k];
-// ld* are row strides in floats.
+// ld* are row strides in elements.
 struct FewRowProduct {
   const float* x = nullptr;
   int64_t ldx = 0, m = 0, k = 0;
@@ -23,6 +27,10 @@ struct FewRowProduct {
   int64_t ldy = 0;
   float alpha = 1.0f;
   bool accumulate = false;
+  // Set instead of w: W stored as 16-bit floats (a bf16/f16 checkpoint used in
+  // place), widened as it is loaded, in the same order of FMAs as float32 W.
+  const uint16_t* w16 = nullptr;
+  HalfFormat w16_format = HalfFormat::BF16;
 };
 
 // y[m x d] = p[m x span] V[span x d] (+ y when accumulate; V row-major, rows
@@ -66,6 +74,11 @@ bool few_row_gemm_available(FewRowIsa isa = FewRowIsa::Best);
 // splitting the n outputs over the OpenMP threads unless already in parallel.
 // Tests name an isa to check every kernel on one machine.
 void few_row_gemm(const FewRowProduct& p, FewRowIsa isa = FewRowIsa::Best);
+
+// out[0, n) = in[0, n) widened to float32 (exact), split over the OpenMP
+// threads unless already in parallel: 16-bit weights for products of many
+// rows, which oneDNN takes in float32 only. Runs on any CPU.
+void widen_half(const uint16_t* in, HalfFormat format, int64_t n, float* out);
 
 // Runs s (1 <= s.m <= kFewRowsMax) on the calling thread; same conditions.
 void few_row_weighted_sum(const WeightedSum& s, FewRowIsa isa = FewRowIsa::Best);

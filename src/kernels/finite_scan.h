@@ -9,4 +9,7 @@ namespace moss {
 // Splits the range over the OpenMP threads.
 int64_t first_non_finite(const float* p, int64_t n);
 
+// The same over 16-bit floats kept in place: bfloat16 (bf16 true) or IEEE half.
+int64_t first_non_finite_16(const uint16_t* p, int64_t n, bool bf16);
+
 }  // namespace moss

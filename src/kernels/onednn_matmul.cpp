@@ -36,7 +36,7 @@ OnednnMatmul::OnednnMatmul(const float* w, int64_t n, int64_t k) : s_(std::make_
 
 OnednnMatmul::~OnednnMatmul() = default;
 
-void OnednnMatmul::forward(const float* x, int64_t m, float* y) const {
+void OnednnMatmul::forward(const float* x, int64_t m, float* y, const float* w) const {
   if (m <= 0) return;
   try {
     const dnnl::memory::desc src_md({m, s_->k}, dt::f32, tag::ab), dst_md({m, s_->n}, dt::f32, tag::ab);
@@ -53,7 +53,9 @@ void OnednnMatmul::forward(const float* x, int64_t m, float* y) const {
     }
     dnnl::memory src(src_md, cpu_engine(), const_cast<float*>(x)), dst(dst_md, cpu_engine(), y);
     dnnl::stream st(cpu_engine());
-    prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, s_->weights}, {DNNL_ARG_DST, dst}});
+    const dnnl::memory weights =
+        w ? dnnl::memory(s_->weights.get_desc(), cpu_engine(), const_cast<float*>(w)) : s_->weights;
+    prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
     st.wait();
   } catch (const dnnl::error& e) {
     throw Error(std::string("oneDNN matmul (") + std::to_string(m) + "x" + std::to_string(s_->k) + " by " +

@@ -14,10 +14,12 @@ namespace moss {
 class OnednnMatmul {
  public:
   // w: row-major (n x k), as PyTorch stores Linear weights; must outlive this.
+  // Null: the weights are passed to each forward instead.
   OnednnMatmul(const float* w, int64_t n, int64_t k);
   ~OnednnMatmul();
-  // y[m x n] = x[m x k] W^T. Thread-safe.
-  void forward(const float* x, int64_t m, float* y) const;
+  // y[m x n] = x[m x k] W^T, with W at w when given (a widened copy of 16-bit
+  // weights), else the constructor's. Thread-safe.
+  void forward(const float* x, int64_t m, float* y, const float* w = nullptr) const;
 
  private:
   struct State;

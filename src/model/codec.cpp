@@ -108,6 +108,7 @@ std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const Lo
   impl->limits = options.limits;
   impl->weights = WeightStore::open(dir);
   impl->weights->set_check_finite(options.check_finite);
+  impl->weights->set_keep_half(!options.upcast_half_weights);
   WeightStore& store = *impl->weights;
   impl->has_encoder = options.parts != Parts::Decoder;
   impl->has_decoder = options.parts != Parts::Encoder;
@@ -138,6 +139,11 @@ Codec::WeightInfo Codec::weight_info() const {
     if (name.rfind("encoder.", 0) == 0) w.encoder_parameters += n;
     else if (name.rfind("quantizer.", 0) == 0) w.quantizer_parameters += n;
     else w.decoder_parameters += n;
+  }
+  for (auto& [name, n] : impl_->weights->held_bytes()) {
+    if (name.rfind("encoder.", 0) == 0) w.encoder_bytes += n;
+    else if (name.rfind("quantizer.", 0) == 0) w.quantizer_bytes += n;
+    else w.decoder_bytes += n;
   }
   w.file_bytes = impl_->weights->total_bytes();
   w.dtypes = impl_->weights->dtype_summary();

@@ -1,7 +1,7 @@
 #pragma once
-// The one seam through which every weight matrix is used: a linear layer that
-// owns (or borrows from the mapping) its float32 weights. Reduced-precision
-// storage can be added here without touching model code.
+// The one seam through which every weight matrix is used: a linear layer over
+// float32 weights (borrowed from the mapping or owned), or over 16-bit
+// weights kept in place in the mapping, widened as they are used.
 #include <cstdint>
 #include <memory>
 
@@ -15,8 +15,10 @@ class Linear {
   Linear() = default;
   // weight: (out, in) or (out, in, 1); bias: (out) or empty.
   explicit Linear(FloatWeight weight, FloatWeight bias = {});
+  // A transformer matrix (out, in), float32 or 16-bit; no bias.
+  explicit Linear(MatrixWeight weight);
 
-  bool present() const { return !w_.empty(); }
+  bool present() const { return !w_.empty() || half_.data != nullptr; }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
 
@@ -25,8 +27,11 @@ class Linear {
 
  private:
   FloatWeight w_, b_;
+  HalfMatrix half_;                       // data set: the weights are these, w_ is empty
   std::unique_ptr<OnednnMatmul> matmul_;  // oneDNN matmul on the same weights (many rows)
   int64_t in_ = 0, out_ = 0;
+
+  void forward_half(const float* x, int64_t rows, float* y, bool accumulate) const;
 };
 
 }  // namespace moss

@@ -142,13 +142,15 @@ void write_random_checkpoint(const fs::path& dir, const std::string& config_json
   const std::vector<TensorSpec> specs = checkpoint_tensors(cfg);
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
-  std::vector<bool> bf16(specs.size());
+  std::vector<bool> narrow(specs.size());  // stored in 16 bits
+  const char* narrow_name = dtype == WeightDType::F16 ? "F16" : "BF16";
   for (size_t i = 0; i < specs.size(); ++i) {
-    bf16[i] = dtype == WeightDType::BF16 && may_use_reduced_precision(specs[i].name);
+    narrow[i] = dtype != WeightDType::F32 && may_use_reduced_precision(specs[i].name);
     uint64_t n = 1;
     for (int64_t d : specs[i].shape) n *= uint64_t(d);
-    const uint64_t bytes = n * (bf16[i] ? 2 : 4);
-    header[specs[i].name] = {{"dtype", bf16[i] ? "BF16" : "F32"}, {"shape", specs[i].shape}, {"data_offsets", {offset, offset + bytes}}};
+    const uint64_t bytes = n * (narrow[i] ? 2 : 4);
+    header[specs[i].name] = {
+        {"dtype", narrow[i] ? narrow_name : "F32"}, {"shape", specs[i].shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   header["__metadata__"] = {{"format", "pt"}, {"generator", "moss-codec init-random"}, {"seed", std::to_string(seed)}};
@@ -163,9 +165,10 @@ void write_random_checkpoint(const fs::path& dir, const std::string& config_json
   std::vector<uint16_t> halves;
   for (size_t i = 0; i < specs.size(); ++i) {
     fill(specs[i], cfg, seed, values);
-    if (bf16[i]) {
+    if (narrow[i]) {
       halves.resize(values.size());
-      for (size_t j = 0; j < values.size(); ++j) halves[j] = float_to_bf16(values[j]);
+      for (size_t j = 0; j < values.size(); ++j)
+        halves[j] = dtype == WeightDType::F16 ? float_to_half(values[j]) : float_to_bf16(values[j]);
       out.write(reinterpret_cast<const char*>(halves.data()), std::streamsize(halves.size() * 2));
     } else {
       out.write(reinterpret_cast<const char*>(values.data()), std::streamsize(values.size() * 4));

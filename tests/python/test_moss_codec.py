@@ -176,6 +176,17 @@ class Api(unittest.TestCase):
         with self.assertRaisesRegex(moss_codec.Error, "parts: expected 'all', 'encoder' or 'decoder', got 'both'"):
             moss_codec.Codec.load(folder, parts="both")
 
+    def test_half_weights_in_place_equal_upcast(self):
+        # variants stores bf16 weights: used in place by default, or upcast.
+        folder = os.path.join(FIXTURES, "variants")
+        in_place = moss_codec.Codec.load(folder)
+        upcast = moss_codec.Codec.load(folder, upcast_half_weights=True)
+        audio = self.audio(3 * in_place.downsample_rate + 5)
+        a, b = in_place.encode(audio), upcast.encode(audio)
+        np.testing.assert_array_equal(a.codes, b.codes)
+        np.testing.assert_array_equal(a.hidden_states, b.hidden_states)
+        np.testing.assert_array_equal(in_place.decode(a.codes).audio, upcast.decode(a.codes).audio)
+
     def test_shapes_dtypes_and_layouts_agree(self):
         a = self.audio(50)
         r = self.codec.encode(a)
