@@ -227,6 +227,24 @@ TEST_F(Cli, ConventionsHelpJsonQuietEnvInfo) {
 // floor (no speed is asserted: timings are not tests). Each probed streaming
 // push counts once, and only pushes whose bracketing probes agreed (or all,
 // if none did) make the ratio.
+TEST_F(Cli, HalfPrecisionModelsAreWrittenAndHeldIn16Bits) {
+  const std::string cfg = "--config '" + (fs::path(MOSS_SOURCE_DIR) / "configs/moss-audio-tokenizer-24k-small.json").string() + "'";
+  for (const char* dtype : {"bf16", "f16"}) {
+    SCOPED_TRACE(dtype);
+    const std::string folder = std::string("model-") + dtype;
+    ASSERT_EQ(cli("init-random " + cfg + " -o " + folder + " --dtype " + dtype, dir_).code, 0);
+    CliRun r = cli("info --json --model " + folder, dir_);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto info = nlohmann::json::parse(r.out);
+    EXPECT_EQ(info["weight_dtype"], std::string(dtype == std::string("bf16") ? "BF16" : "F16") + "+F32");
+    // The matrices at 2 bytes a value, everything else at 4.
+    EXPECT_LT(info["memory_bytes"].get<int64_t>(), info["memory_bytes_float32"].get<int64_t>());
+    r = cli("roundtrip speech.wav -o back-" + std::string(dtype) + ".wav -q --model " + folder, dir_);
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  EXPECT_EQ(cli("init-random " + cfg + " -o model-f8 --dtype f8", dir_).code, 1);
+}
+
 TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   CliRun r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --json" + m(), dir_);
   ASSERT_EQ(r.code, 0) << r.err;
