@@ -17,8 +17,6 @@ namespace moss::test {
 
 namespace {
 
-float widen(uint16_t h, HalfFormat format) { return format == HalfFormat::BF16 ? bf16_to_float(h) : half_to_float(h); }
-
 // Random finite 16-bit weights of about unit scale.
 std::vector<uint16_t> random_halves(size_t n, uint32_t seed, HalfFormat format) {
   std::vector<uint16_t> h(n);
@@ -59,13 +57,13 @@ TEST(HalfWeights, KernelsReadBf16AndF16AsTheirFloat32Widening) {
     const auto h = random_halves(100003, 5, format);
     std::vector<float> wide(h.size());
     widen_half(h.data(), format, int64_t(h.size()), wide.data());
-    for (size_t i = 0; i < h.size(); ++i) ASSERT_EQ(wide[i], widen(h[i], format)) << i;
+    for (size_t i = 0; i < h.size(); ++i) ASSERT_EQ(wide[i], widen_value(h[i], format)) << i;
     checked += for_each_few_row_case(shapes, [format](const FewRowCase& c) {
       if (::testing::Test::HasFatalFailure()) return;
       const auto x = random_floats(size_t(c.m * c.ldx), 11);
       const auto w16 = random_halves(size_t(c.n * c.ldw), 12, format);
       std::vector<float> w(w16.size());
-      for (size_t i = 0; i < w.size(); ++i) w[i] = widen(w16[i], format);
+      for (size_t i = 0; i < w.size(); ++i) w[i] = widen_value(w16[i], format);
       auto y16 = random_floats(size_t(c.m * c.ldy), 13), y32 = y16;
       few_row_gemm({x.data(), c.ldx, c.m, c.k, w.data(), c.ldw, c.n, y32.data(), c.ldy, c.alpha, c.accumulate}, c.isa);
       FewRowProduct p{x.data(), c.ldx, c.m, c.k, nullptr, c.ldw, c.n, y16.data(), c.ldy, c.alpha, c.accumulate};
@@ -83,21 +81,22 @@ TEST(HalfWeights, KernelsReadBf16AndF16AsTheirFloat32Widening) {
 
 TEST(HalfWeights, FiniteScanFindsTheFirstNanOrInf) {
   constexpr int64_t kBlock = 1 << 15;  // the scan's block for 16-bit values
-  for (bool bf16 : {true, false}) {
+  for (HalfFormat format : {HalfFormat::BF16, HalfFormat::F16}) {
+    const bool bf16 = format == HalfFormat::BF16;
     const uint16_t finite[] = {uint16_t(bf16 ? 0x7f7f : 0x7bff), uint16_t(bf16 ? 0xff7f : 0xfbff), 0x0001, 0x8000, 0x3c00};
     const uint16_t inf = bf16 ? 0x7f80 : 0x7c00;
     const uint16_t non_finite[] = {inf, uint16_t(inf | 0x8000), uint16_t(inf | 1), 0xffff};
     for (int64_t n : {int64_t(0), int64_t(1), int64_t(33), kBlock + 1, 20 * kBlock + 7}) {
       std::vector<uint16_t> x(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) x[size_t(i)] = finite[i % 5];
-      ASSERT_EQ(first_non_finite_16(x.data(), n, bf16), n) << "n " << n;
+      ASSERT_EQ(first_non_finite_16(x.data(), n, format), n) << "n " << n;
       for (int64_t at : {int64_t(0), int64_t(31), int64_t(32), kBlock - 1, kBlock, 17 * kBlock + 3, n - 1}) {
         if (at < 0 || at >= n) continue;
         for (uint16_t bits : non_finite) {
           std::vector<uint16_t> y = x;
           y[size_t(at)] = bits;
           if (at + kBlock + 3 < n) y[size_t(at + kBlock + 3)] = bits;  // a later one must not hide it
-          ASSERT_EQ(first_non_finite_16(y.data(), n, bf16), at) << "bf16 " << bf16 << " n " << n << " at " << at;
+          ASSERT_EQ(first_non_finite_16(y.data(), n, format), at) << "bf16 " << bf16 << " n " << n << " at " << at;
         }
       }
     }

@@ -113,6 +113,12 @@ const TensorView& WeightStore::view(const std::string& name) const {
   return *it->second;
 }
 
+// The load-time refusal of a non-finite weight, `value` being element `at`.
+[[noreturn]] static void non_finite_error(const TensorView& v, int64_t at, float value) {
+  throw Error(v.file + ": tensor '" + v.name + "' holds " + (std::isnan(value) ? "NaN" : "Inf") + " at element " +
+              std::to_string(at) + "; weights must be finite");
+}
+
 static void check_shape(const TensorView& v, const std::vector<int64_t>& shape) {
   if (v.shape != shape)
     throw Error(v.file + ": tensor '" + v.name + "' has shape " + shape_to_string(v.shape) + ", expected " + shape_to_string(shape));
@@ -123,9 +129,7 @@ FloatWeight WeightStore::checked(FloatWeight w, const TensorView& v) const {
   const float* p = w.data();
   const int64_t n = w.numel();
   const int64_t bad = first_non_finite(p, n);
-  if (bad < n)
-    throw Error(v.file + ": tensor '" + v.name + "' holds " + (std::isnan(p[bad]) ? "NaN" : "Inf") + " at element " +
-                std::to_string(bad) + "; weights must be finite");
+  if (bad < n) non_finite_error(v, bad, p[bad]);
   return w;
 }
 
@@ -149,13 +153,12 @@ MatrixWeight WeightStore::take_matrix(const std::string& name, const std::vector
   taken_.insert(name);
   held_bytes_[name] = v.numel() * 2;
   const auto* p = reinterpret_cast<const uint16_t*>(v.data);
+  const HalfFormat format = v.dtype == DType::BF16 ? HalfFormat::BF16 : HalfFormat::F16;
   if (check_finite_) {
-    const int64_t n = v.numel(), bad = first_non_finite_16(p, n, v.dtype == DType::BF16);
-    if (bad < n)
-      throw Error(v.file + ": tensor '" + v.name + "' holds " + ((p[bad] & (v.dtype == DType::BF16 ? 0x7f : 0x3ff)) ? "NaN" : "Inf") +
-                  " at element " + std::to_string(bad) + "; weights must be finite");
+    const int64_t n = v.numel(), bad = first_non_finite_16(p, n, format);
+    if (bad < n) non_finite_error(v, bad, widen_value(p[bad], format));
   }
-  return {FloatWeight{}, HalfMatrix{p, v.dtype == DType::BF16, shape}};
+  return {FloatWeight{}, HalfMatrix{p, format, shape}};
 }
 
 bool WeightStore::has_weight(const std::string& prefix) const {

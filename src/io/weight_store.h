@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/half.h"
 #include "moss_codec/safetensors.h"
 
 namespace moss {
@@ -43,7 +44,7 @@ class FloatWeight {
 // reads. It is widened to float32 (exactly) as it is used.
 struct HalfMatrix {
   const uint16_t* data = nullptr;
-  bool bf16 = true;  // else IEEE half
+  HalfFormat format = HalfFormat::BF16;
   std::vector<int64_t> shape;
 };
 

@@ -196,7 +196,7 @@ void widen_half(const uint16_t* in, HalfFormat format, int64_t n, float* out) {
     if (widen) {
       widen(in, format, i0, i1, out);
     } else {
-      for (int64_t i = i0; i < i1; ++i) out[i] = format == HalfFormat::BF16 ? bf16_to_float(in[i]) : half_to_float(in[i]);
+      for (int64_t i = i0; i < i1; ++i) out[i] = widen_value(in[i], format);
     }
   }
 }

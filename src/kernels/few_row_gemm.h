@@ -7,14 +7,12 @@
 // memory gave ~35-47 (BM_WeightStream in bench/ measures both).
 #include <cstdint>
 
+#include "kernels/half.h"
+
 namespace moss {
 
 // The most rows few_row_gemm handles; more go through sgemm/matmul.
 inline constexpr int64_t kFewRowsMax = 8;
-
-// How 16-bit weights are stored: bfloat16 or IEEE half. Either widens to
-// float32 exactly, so products over them equal products over upcast weights.
-enum class HalfFormat { BF16, F16 };
 
 // y[m x n] = alpha * x[m x k] W^T (+ y when accumulate), W row-major [n x k];
 // ld* are row strides in elements.

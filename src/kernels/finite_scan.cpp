@@ -76,9 +76,9 @@ int64_t first_non_finite(const float* p, int64_t n) {
   });
 }
 
-int64_t first_non_finite_16(const uint16_t* p, int64_t n, bool bf16) {
+int64_t first_non_finite_16(const uint16_t* p, int64_t n, HalfFormat format) {
   // All-ones exponent: bf16 has float32's 8 bits (0x7f80), IEEE half 5 (0x7c00).
-  const uint16_t inf = bf16 ? 0x7f80 : 0x7c00;
+  const uint16_t inf = format == HalfFormat::BF16 ? 0x7f80 : 0x7c00;
   return first_bad(
       p, n, [inf](const uint16_t* q, int64_t len) { return has_non_finite_16(q, len, inf); },
       [inf](uint16_t v) { return (v & 0x7fff) >= inf; });

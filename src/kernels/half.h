@@ -6,6 +6,10 @@
 
 namespace moss {
 
+// How 16-bit floats are stored: bfloat16 or IEEE half. Either widens to
+// float32 exactly, so products over them equal products over upcast values.
+enum class HalfFormat { BF16, F16 };
+
 inline float bf16_to_float(uint16_t h) {
   uint32_t bits = uint32_t(h) << 16;
   float f;
@@ -34,6 +38,10 @@ inline float half_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+
+inline float widen_value(uint16_t h, HalfFormat format) {
+  return format == HalfFormat::BF16 ? bf16_to_float(h) : half_to_float(h);
 }
 
 inline uint16_t float_to_bf16(float f) {  // round to nearest even

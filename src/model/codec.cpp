@@ -135,16 +135,14 @@ const fs::path& Codec::checkpoint_dir() const { return impl_->weights->dir(); }
 
 Codec::WeightInfo Codec::weight_info() const {
   WeightInfo w;
-  for (auto& [name, n] : impl_->weights->element_counts()) {
-    if (name.rfind("encoder.", 0) == 0) w.encoder_parameters += n;
-    else if (name.rfind("quantizer.", 0) == 0) w.quantizer_parameters += n;
-    else w.decoder_parameters += n;
-  }
-  for (auto& [name, n] : impl_->weights->held_bytes()) {
-    if (name.rfind("encoder.", 0) == 0) w.encoder_bytes += n;
-    else if (name.rfind("quantizer.", 0) == 0) w.quantizer_bytes += n;
-    else w.decoder_bytes += n;
-  }
+  // Adds n to the encoder, quantizer or decoder total, by the tensor's name.
+  const auto by_part = [](const std::string& name, int64_t n, int64_t& encoder, int64_t& quantizer, int64_t& decoder) {
+    (name.rfind("encoder.", 0) == 0 ? encoder : name.rfind("quantizer.", 0) == 0 ? quantizer : decoder) += n;
+  };
+  for (auto& [name, n] : impl_->weights->element_counts())
+    by_part(name, n, w.encoder_parameters, w.quantizer_parameters, w.decoder_parameters);
+  for (auto& [name, n] : impl_->weights->held_bytes())
+    by_part(name, n, w.encoder_bytes, w.quantizer_bytes, w.decoder_bytes);
   w.file_bytes = impl_->weights->total_bytes();
   w.dtypes = impl_->weights->dtype_summary();
   return w;

@@ -68,11 +68,10 @@ void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) co
 // they are in cache measured the same (slices of 8-32 MB) or slower (oneDNN
 // is slower on narrow slices: 4 MB ones, 1.24x).
 void Linear::forward_half(const float* x, int64_t rows, float* y, bool accumulate) const {
-  const HalfFormat format = half_.bf16 ? HalfFormat::BF16 : HalfFormat::F16;
   if (rows <= kFewRowsMax && few_row_gemm_available()) {
     FewRowProduct p{x, in_, rows, in_, nullptr, in_, out_, y, out_, 1.0f, accumulate};
     p.w16 = half_.data;
-    p.w16_format = format;
+    p.w16_format = half_.format;
     few_row_gemm(p);
     return;
   }
@@ -80,7 +79,7 @@ void Linear::forward_half(const float* x, int64_t rows, float* y, bool accumulat
   // next call: the largest matrix, 26 MB for the v1 config.
   thread_local std::vector<float> widened;
   if (widened.size() < size_t(out_ * in_)) widened.resize(size_t(out_ * in_));
-  widen_half(half_.data, format, out_ * in_, widened.data());
+  widen_half(half_.data, half_.format, out_ * in_, widened.data());
   if (matmul_ && rows >= kMatmulMinRows && !accumulate)
     matmul_->forward(x, rows, y, widened.data());
   else
