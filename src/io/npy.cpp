@@ -53,8 +53,14 @@ CodeTensor parse_npy_codes(const std::string& bytes, const std::string& where) {
   static const std::regex descr_re(R"('descr'\s*:\s*'([<>|=])([iu])(\d)')");
   static const std::regex order_re(R"('fortran_order'\s*:\s*(True|False))");
   static const std::regex shape_re(R"('shape'\s*:\s*\(([^)]*)\))");
-  if (!std::regex_search(header, m, descr_re))
-    throw Error(where + ": codes must have an integer dtype; header says " + header);
+  if (!std::regex_search(header, m, descr_re)) {
+    // Name the dtype the file declares, not the whole (padded, possibly
+    // hostile) header.
+    static const std::regex any_descr_re(R"('descr'\s*:\s*'([^']{0,32})')");
+    std::smatch d;
+    const std::string declared = std::regex_search(header, d, any_descr_re) ? "'" + d[1].str() + "'" : "none";
+    throw Error(where + ": codes must have an integer dtype (i1..i8 or u1..u8); the file's dtype is " + declared);
+  }
   const bool little = m[1] != ">";
   const bool is_signed = m[2] == "i";
   const int size = std::stoi(m[3]);
