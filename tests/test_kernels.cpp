@@ -4,6 +4,7 @@
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/few_row_gemm.h"
+#include "kernels/large_buffer.h"
 #include "kernels/finite_scan.h"
 #include "kernels/positional.h"
 #include "kernels/vector_math.h"
@@ -216,6 +217,30 @@ TEST(Attention, HeadMajorRingWrapsGrowsAndMatchesNaive) {
 }  // namespace moss::test
 
 namespace moss::test {
+
+TEST(LargeBuffer, LargeVectorsAreHugePageAlignedAndBehaveAsVectors) {
+  // Small buffers come from the ordinary allocator; from kLargeBufferBytes on
+  // they are mapped at a 2 MiB boundary, zero-initialized like any vector, and
+  // keep their contents across growth and swaps.
+  LargeVector<float> small(16, 1.0f);
+  EXPECT_EQ(small[15], 1.0f);
+  const size_t n = kLargeBufferBytes / sizeof(float) + 3;  // not a whole number of huge pages
+  LargeVector<float> big(n);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % kHugePageBytes, 0u);
+  EXPECT_EQ(big.front(), 0.0f);
+  EXPECT_EQ(big.back(), 0.0f);
+  for (size_t i = 0; i < n; ++i) big[i] = float(i % 1000);
+  big.resize(3 * n);  // moves into a larger mapping
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % kHugePageBytes, 0u);
+  EXPECT_EQ(big[n - 1], float((n - 1) % 1000));
+  EXPECT_EQ(big[3 * n - 1], 0.0f);
+  big.swap(small);
+  EXPECT_EQ(small.size(), 3 * n);
+  EXPECT_EQ(big.size(), 16u);
+  small.clear();
+  small.shrink_to_fit();  // unmaps
+  EXPECT_EQ(small.capacity(), 0u);
+}
 
 TEST(VectorMath, ExpAndGeluAccuracy) {
   double worst_exp = 0;

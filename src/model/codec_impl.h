@@ -30,7 +30,7 @@ struct Codec::Impl {
   // Buffers for one row's pass through the chain: a and b alternate as module
   // input and output; reused across rows and calls of one caller.
   struct RowScratch {
-    std::vector<float> a, b;
+    LargeVector<float> a, b;
     TransformerScratch tf;
     QuantizerScratch q;
   };

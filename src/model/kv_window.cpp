@@ -17,7 +17,7 @@ int64_t whole_tiles(int64_t rows) { return (rows + kKeyTile - 1) / kKeyTile * kK
 // copied to follow the previous one.
 void KvWindow::relayout(int64_t cap) {
   const int64_t heads = width_ / head_dim_, phase = first_ % kKeyTile;
-  std::vector<float> kt(size_t(width_ * cap)), v(size_t(width_ * cap));
+  LargeVector<float> kt(size_t(width_ * cap)), v(size_t(width_ * cap));
   struct Run {
     int64_t from, to, rows;  // slots
   };

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/large_buffer.h"
 
 namespace moss {
 
@@ -38,7 +39,7 @@ class KvWindow {
 
   // Per head, cap_ / kKeyTile tiles of [head_dim][kKeyTile] keys; per head,
   // cap_ x head_dim values.
-  std::vector<float> kt_, v_;
+  LargeVector<float> kt_, v_;
   int64_t width_ = 0, head_dim_ = 0;
   int64_t cap_ = 0, first_ = 0, rows_ = 0;  // live rows: slots first_, first_ + 1, ... mod cap_
 };

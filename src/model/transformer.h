@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "io/weight_store.h"
+#include "kernels/large_buffer.h"
 #include "kernels/positional.h"
 #include "model/kv_window.h"
 #include "model/linear.h"
@@ -26,7 +27,7 @@ struct TransformerState {
 
 // Per-call scratch, reused across layers and calls; never shared between threads.
 struct TransformerScratch {
-  std::vector<float> x, h, qkv, attn, ff, gated;
+  LargeVector<float> x, h, qkv, attn, ff, gated;
   RopeTable rope;
 };
 
