@@ -215,12 +215,15 @@ TEST_F(Cli, ConventionsHelpJsonQuietEnvInfo) {
   EXPECT_EQ(j["num_quantizers"], 32);
   EXPECT_EQ(j["frame_rate"], 12.5);
   EXPECT_EQ(j["bitrate_bps"]["32"], 4000.0);
+  EXPECT_GT(j["weight_residency"]["mapped_bytes"].get<int64_t>(), 0);
+  EXPECT_TRUE(j["weight_residency"].contains("known"));
   EXPECT_EQ(j["parameters"]["total"].get<int64_t>(),
             j["parameters"]["encoder"].get<int64_t>() + j["parameters"]["quantizer"].get<int64_t>() +
                 j["parameters"]["decoder"].get<int64_t>());
   r = cli("info" + m(), dir_);
   EXPECT_NE(r.out.find("bitrate"), std::string::npos);
   EXPECT_NE(r.out.find("parameters"), std::string::npos);
+  EXPECT_NE(r.out.find("MB mapped"), std::string::npos);
 }
 
 // bench on a small checkpoint: every figure is there and consistent with its
@@ -264,6 +267,9 @@ TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   EXPECT_GT(d["x_floor"].get<double>(), 0);
   EXPECT_LE(d["median_ms"].get<double>(), d["p95_ms"].get<double>());
   EXPECT_GT(j["streaming_encode_80ms"]["median_ms"].get<double>(), 0);
+  const auto& w = j["weight_residency"];
+  EXPECT_GT(w["mapped_bytes"].get<int64_t>(), 0);
+  if (w["known"].get<bool>()) EXPECT_LE(w["huge_page_bytes"].get<int64_t>(), w["resident_bytes"].get<int64_t>());
   r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --skip-probe --json" + m(), dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["streaming_decode_80ms"]["probed_pushes"].get<int>(), 0);

@@ -1,7 +1,11 @@
-// Model resolution, save_config and the quantization guard.
+// Model resolution, save_config, the quantization guard and mapping residency.
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/page_residency.h"
+#include "kernels/large_buffer.h"
 
 #include "moss_codec/codec.h"
 #include "moss_codec/quantization.h"
@@ -153,6 +157,52 @@ TEST(PartialLoad, EncoderOnlyAndDecoderOnly) {
       tensors.push_back({name, v.dtype, v.shape, std::vector<uint8_t>(v.data, v.data + v.nbytes)});
   write_safetensors(dir / "model.safetensors", tensors);
   expect_error([&] { Codec::load(dir.path(), {.parts = Parts::Decoder}); }, "missing tensor 'encoder.3.output_proj.weight'");
+}
+
+TEST(PageResidency, SumsOverlappingMappingsInProportion) {
+  // Three mappings: one before the range, one half inside it, one wholly inside.
+  const std::string smaps =
+      "00001000-00002000 r--p 00000000 fe:00 1 /x\n"
+      "Rss:                   4 kB\n"
+      "FilePmdMapped:         0 kB\n"
+      "00200000-00600000 r--p 00000000 fe:00 2 /w\n"
+      "Size:               4096 kB\n"
+      "Rss:                4096 kB\n"
+      "FilePmdMapped:      2048 kB\n"
+      "VmFlags: rd mr\n"
+      "00600000-00800000 rw-p 00000000 00:00 0\n"
+      "Rss:                2048 kB\n"
+      "AnonHugePages:      2048 kB\n"
+      "garbage line without a colon\n"
+      "Rss: not-a-number kB\n";
+  std::istringstream in(smaps);
+  const PageResidency r = page_residency_from_smaps(in, reinterpret_cast<const void*>(uintptr_t(0x400000)), 0x400000);
+  EXPECT_TRUE(r.known);
+  EXPECT_EQ(r.mapped_bytes, 0x400000);
+  EXPECT_EQ(r.resident_bytes, (2048 + 2048) * 1024);  // half of /w, all of the anonymous one
+  EXPECT_EQ(r.huge_page_bytes, (1024 + 2048) * 1024);
+  std::istringstream none("");
+  EXPECT_EQ(page_residency_from_smaps(none, nullptr, 100).resident_bytes, 0);
+}
+
+TEST(PageResidency, ReportsThisProcessAndTheLoadedCheckpoint) {
+#if defined(__linux__)
+  LargeVector<float> buffer(size_t(8) << 20);  // 32 MiB, touched by the zero fill
+  const PageResidency r = page_residency(buffer.data(), buffer.size() * sizeof(float));
+  ASSERT_TRUE(r.known);
+  EXPECT_EQ(r.resident_bytes, r.mapped_bytes);
+  EXPECT_LE(r.huge_page_bytes, r.resident_bytes);  // huge pages only where THP is enabled
+
+  auto codec = Codec::load(fixture("small-24k"));
+  const Codec::WeightResidency w = codec->weight_residency();
+  ASSERT_TRUE(w.known);
+  EXPECT_EQ(w.mapped_bytes, int64_t(fs::file_size(fixture("small-24k") / "model.safetensors")));
+  EXPECT_GT(w.resident_bytes, 0);  // the load's NaN scan read every weight
+  EXPECT_LE(w.resident_bytes, w.mapped_bytes);
+  EXPECT_LE(w.huge_page_bytes, w.resident_bytes);
+#else
+  GTEST_SKIP() << "smaps is Linux only";
+#endif
 }
 
 }  // namespace moss::test

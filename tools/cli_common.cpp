@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 
 namespace moss::cli {
 
@@ -69,5 +71,35 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 void print_json(const nlohmann::json& j, bool to_stderr) { (to_stderr ? std::cerr : std::cout) << j.dump() << std::endl; }
+
+namespace {
+double huge_share(const Codec::WeightResidency& r) {
+  return r.resident_bytes > 0 ? double(r.huge_page_bytes) / double(r.resident_bytes) : 0.0;
+}
+}  // namespace
+
+std::string residency_line(const Codec::WeightResidency& r) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(0) << double(r.mapped_bytes) / 1e6 << " MB mapped";
+  if (!r.known) return os.str() + " (residency not reported on this system)";
+  os << ", " << double(r.resident_bytes) / 1e6 << " MB resident, " << 100.0 * huge_share(r) << "% of it in 2 MiB pages";
+  return os.str();
+}
+
+nlohmann::json residency_json(const Codec::WeightResidency& r) {
+  nlohmann::json j = {{"known", r.known}, {"mapped_bytes", r.mapped_bytes}};
+  if (r.known) {
+    j["resident_bytes"] = r.resident_bytes;
+    j["huge_page_bytes"] = r.huge_page_bytes;
+  }
+  return j;
+}
+
+std::string residency_warning(const Codec::WeightResidency& r) {
+  // Small checkpoints fit the TLB reach anyway; only say it when it costs.
+  if (!r.known || r.resident_bytes < (int64_t(256) << 20) || huge_share(r) >= 0.5) return "";
+  return "note: most of the mapped weights are in 4 KiB pages (the page cache split them, e.g. under memory "
+         "reclaim); streaming runs up to ~2x slower until the file is read into the cache afresh (README: Page cache)";
+}
 
 }  // namespace moss::cli

@@ -179,6 +179,9 @@ Runner add_bench(CLI::App& app, const Common& common) {
     const double stream_x_floor = median(dec_x_floor);
     const double frame_ms = 1e3 / cfg.frame_rate();
     const double rss = peak_rss_mb();
+    // After every run: each loaded weight has been read, so this is the page
+    // size the runs above streamed the weights through.
+    const Codec::WeightResidency residency = codec->weight_residency();
 
     if (common.json) {
       print_json({{"command", "bench"},
@@ -204,6 +207,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
                   {"streaming_encode_80ms", {{"median_ms", el.median_ms}, {"p95_ms", el.p95_ms},
                                              {"x_realtime", el.median_ms / frame_ms}}},
                   {"peak_rss_mb", rss},
+                  {"weight_residency", residency_json(residency)},
                   {"weights_mb", double(wi.file_bytes) / 1e6}});
       return int(kOk);
     }
@@ -232,7 +236,9 @@ Runner add_bench(CLI::App& app, const Common& common) {
               << "stream encode    80 ms chunks: median " << el.median_ms << " ms, p95 " << el.p95_ms << " ms ("
               << std::setprecision(2) << el.median_ms / frame_ms << "x real time)\n"
               << std::setprecision(0) << "peak RSS         " << rss << " MB (weights " << double(wi.file_bytes) / 1e6
-              << " MB)\n";
+              << " MB)\n"
+              << "weights mapping  " << residency_line(residency) << "\n";
+    if (const std::string note = residency_warning(residency); !note.empty()) std::cerr << note << "\n";
     return int(kOk);
   };
 }

@@ -26,6 +26,7 @@ Runner add_info(CLI::App& app, const Common& common) {
     const Codec::WeightInfo w = codec->weight_info();
     const int64_t params = w.encoder_parameters + w.quantizer_parameters + w.decoder_parameters;
     const int64_t memory = w.encoder_bytes + w.quantizer_bytes + w.decoder_bytes;
+    const Codec::WeightResidency residency = codec->weight_residency();  // after load's scan touched every weight
     const double bits_per_code = std::log2(double(c.quantizer.codebook_size));
     nlohmann::json bitrates = nlohmann::json::object();
     for (int nq = 1; nq <= c.quantizer.num_quantizers; ++nq)
@@ -44,6 +45,7 @@ Runner add_info(CLI::App& app, const Common& common) {
                   {"file_bytes", w.file_bytes},
                   {"memory_bytes_float32", params * 4},
                   {"memory_bytes", memory},
+                  {"weight_residency", residency_json(residency)},
                   {"bitrate_bps", bitrates}});
       return int(kOk);
     }
@@ -68,6 +70,7 @@ Runner add_info(CLI::App& app, const Common& common) {
               << params / 1e6 << " M\n"
               << "weights     " << w.dtypes << ", " << w.file_bytes / 1e6 << " MB on disk; " << memory / 1e6
               << " MB in memory (F32 files are mapped, not copied; bf16/f16 matrices are used in place)\n"
+              << "mapping     " << residency_line(residency) << "\n"
               << std::setprecision(0) << "bitrate    ";
     for (int nq = 1; nq <= c.quantizer.num_quantizers; nq *= 2)
       std::cout << " " << nq << ":" << double(nq) * bits_per_code * c.frame_rate() << " bps";
@@ -75,6 +78,7 @@ Runner add_info(CLI::App& app, const Common& common) {
       std::cout << " " << c.quantizer.num_quantizers << ":" << c.quantizer.num_quantizers * bits_per_code * c.frame_rate()
                 << " bps";
     std::cout << "\n";
+    if (const std::string note = residency_warning(residency); !note.empty()) std::cerr << note << "\n";
     return int(kOk);
   };
 }

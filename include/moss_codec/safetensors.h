@@ -47,6 +47,9 @@ class SafetensorsFile {
   const TensorView* find(const std::string& name) const;
   const TensorView& at(const std::string& name) const;  // throws naming the file
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The whole file as mapped (or held) in memory.
+  const uint8_t* data() const;
+  size_t size() const;
 
  private:
   std::filesystem::path path_;

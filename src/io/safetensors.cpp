@@ -233,4 +233,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
   if (!out) throw Error(path.string() + ": write failed");
 }
 
+const uint8_t* SafetensorsFile::data() const { return mapping_->data(); }
+size_t SafetensorsFile::size() const { return mapping_->size(); }
+
 }  // namespace moss

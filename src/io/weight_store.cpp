@@ -210,6 +210,12 @@ std::vector<std::string> WeightStore::untaken() const {
   return out;
 }
 
+PageResidency WeightStore::residency() const {
+  PageResidency r;
+  for (auto& f : files_) r += page_residency(f.data(), f.size());
+  return r;
+}
+
 std::vector<std::string> WeightStore::files() const {
   std::vector<std::string> out;
   for (auto& f : files_) out.push_back(f.path().string());

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/page_residency.h"
 #include "kernels/half.h"
 #include "moss_codec/safetensors.h"
 
@@ -93,6 +94,8 @@ class WeightStore {
   std::vector<std::string> untaken() const;
   const std::filesystem::path& dir() const { return dir_; }
   std::vector<std::string> files() const;
+  // How the files' mappings sit in memory now (resident, in 2 MiB pages).
+  PageResidency residency() const;
   int64_t total_bytes() const;
   // Elements of every stored tensor, by name.
   std::map<std::string, int64_t> element_counts() const;

@@ -148,6 +148,11 @@ Codec::WeightInfo Codec::weight_info() const {
   return w;
 }
 
+Codec::WeightResidency Codec::weight_residency() const {
+  const PageResidency r = impl_->weights->residency();
+  return {r.known, r.mapped_bytes, r.resident_bytes, r.huge_page_bytes};
+}
+
 void Codec::save_config(const fs::path& path, bool overwrite) const {
   std::error_code ec;
   if (fs::exists(path, ec) && !overwrite) throw Error(path.string() + ": already exists (pass overwrite to replace it)");
