@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 
+#include "kernels/large_buffer.h"
 #include "moss_codec/error.h"
 
 namespace moss {
@@ -25,7 +26,11 @@ struct OnednnMatmul::State {
   int64_t n, k;
   dnnl::memory weights;  // W^T as a (k x n) matrix in column-major ("ba") order is W itself
   std::mutex mu;
-  std::map<int64_t, dnnl::matmul> by_rows;
+  struct Primitive {
+    dnnl::matmul matmul;
+    dnnl::memory::desc scratchpad;  // what it needs of the caller's scratch buffer
+  };
+  std::map<int64_t, Primitive> by_rows;
 };
 
 OnednnMatmul::OnednnMatmul(const float* w, int64_t n, int64_t k) : s_(std::make_unique<State>()) {
@@ -40,14 +45,16 @@ void OnednnMatmul::forward(const float* x, int64_t m, float* y, const float* w) 
   if (m <= 0) return;
   try {
     const dnnl::memory::desc src_md({m, s_->k}, dt::f32, tag::ab), dst_md({m, s_->n}, dt::f32, tag::ab);
-    dnnl::matmul prim;
+    State::Primitive prim;
     {
       std::lock_guard<std::mutex> lock(s_->mu);
       auto it = s_->by_rows.find(m);
       if (it == s_->by_rows.end()) {
         if (s_->by_rows.size() >= 64) s_->by_rows.clear();  // row counts of a long-running server vary
-        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, s_->weights.get_desc(), dst_md), cpu_engine());
-        it = s_->by_rows.emplace(m, dnnl::matmul(pd)).first;
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, s_->weights.get_desc(), dst_md), attr, cpu_engine());
+        it = s_->by_rows.emplace(m, State::Primitive{dnnl::matmul(pd), pd.scratchpad_desc()}).first;
       }
       prim = it->second;
     }
@@ -55,7 +62,14 @@ void OnednnMatmul::forward(const float* x, int64_t m, float* y, const float* w) 
     dnnl::stream st(cpu_engine());
     const dnnl::memory weights =
         w ? dnnl::memory(s_->weights.get_desc(), cpu_engine(), const_cast<float*>(w)) : s_->weights;
-    prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+    // One scratch buffer per calling thread for every primitive: oneDNN's
+    // default gives each of the ~600 primitives its own, so the first call
+    // faulted in ~40 MB of fresh heap and every product packed its weights
+    // into memory that was cold in cache.
+    thread_local LargeVector<uint8_t> scratch;
+    if (scratch.size() < prim.scratchpad.get_size()) scratch.resize(prim.scratchpad.get_size());
+    const dnnl::memory scratchpad(prim.scratchpad, cpu_engine(), scratch.data());
+    prim.matmul.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
     st.wait();
   } catch (const dnnl::error& e) {
     throw Error(std::string("oneDNN matmul (") + std::to_string(m) + "x" + std::to_string(s_->k) + " by " +
