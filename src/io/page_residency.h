@@ -7,7 +7,7 @@
 // On this project's VMs the same 7.1 GB checkpoint streamed at 117 ms per
 // 80 ms frame when the page cache held it in 2 MiB folios and 182-260 ms when
 // memory reclaim had split them into 4 KiB pages (2026-12-02); offline encode
-// went from 1.64 s to 1.9-2.5 s. The library cannot choose how the page
+// went from 1.64 s to 1.9-2.1 s. The library cannot choose how the page
 // cache holds a file, so it reports it (bench, info) instead of guessing.
 #include <cstddef>
 #include <cstdint>
