@@ -321,6 +321,19 @@ PYBIND11_MODULE(moss_codec, m) {
       .def_property_readonly("config_json", [](const PyCodec& c) { return c.codec->config().to_json(); },
                              "The config as canonical JSON.")
       .def(
+          "weight_residency",
+          [](const PyCodec& c) {
+            const moss::Codec::WeightResidency r = c.codec->weight_residency();
+            py::dict d;
+            d["known"] = r.known;
+            d["mapped_bytes"] = r.mapped_bytes;
+            d["resident_bytes"] = r.resident_bytes;
+            d["huge_page_bytes"] = r.huge_page_bytes;
+            return d;
+          },
+          "How the mapped checkpoint sits in memory now: mapped_bytes, resident_bytes and huge_page_bytes\n"
+          "(resident in 2 MiB pages); known is False where the system does not report it.")
+      .def(
           "encode",
           [](const PyCodec& c, const py::handle& audio, std::optional<std::vector<int64_t>> lengths,
              std::optional<py::array> padding_mask, std::optional<int> num_quantizers,

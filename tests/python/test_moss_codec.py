@@ -164,6 +164,11 @@ class Api(unittest.TestCase):
         self.assertEqual(json.loads(c.config_json)["sampling_rate"], 24)
         self.assertIn("Codec(", repr(c))
         self.assertRegex(moss_codec.__version__, r"^\d+\.\d+\.\d+$")
+        r = c.weight_residency()
+        self.assertEqual(r["mapped_bytes"], os.path.getsize(os.path.join(FIXTURES, "tiny", "model.safetensors")))
+        if r["known"]:
+            self.assertLessEqual(r["huge_page_bytes"], r["resident_bytes"])
+            self.assertLessEqual(r["resident_bytes"], r["mapped_bytes"])
 
     def test_encoder_and_decoder_only_loading(self):
         folder = os.path.join(FIXTURES, "tiny")
