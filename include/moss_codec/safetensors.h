@@ -28,6 +28,8 @@ struct TensorView {
   int64_t numel() const;
   // Converted copies; throw moss::Error on an incompatible dtype.
   std::vector<float> to_float() const;
+  // The same into out[0, numel()).
+  void to_float(float* out) const;
   std::vector<int64_t> to_int64() const;
 };
 

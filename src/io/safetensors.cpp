@@ -65,18 +65,22 @@ static T load_unaligned(const uint8_t* p) {
 }
 
 std::vector<float> TensorView::to_float() const {
+  std::vector<float> out(static_cast<size_t>(numel()));
+  to_float(out.data());
+  return out;
+}
+
+void TensorView::to_float(float* out) const {
   size_t n = static_cast<size_t>(numel());
-  std::vector<float> out(n);
   const uint8_t* p = data;
   switch (dtype) {
-    case DType::F32: if (n) std::memcpy(out.data(), p, n * 4); break;
+    case DType::F32: if (n) std::memcpy(out, p, n * 4); break;
     case DType::F64: for (size_t i = 0; i < n; ++i) out[i] = float(load_unaligned<double>(p + 8 * i)); break;
     case DType::F16: for (size_t i = 0; i < n; ++i) out[i] = half_to_float(load_unaligned<uint16_t>(p + 2 * i)); break;
     case DType::BF16: for (size_t i = 0; i < n; ++i) out[i] = bf16_to_float(load_unaligned<uint16_t>(p + 2 * i)); break;
     default:
       throw Error(file + ": tensor '" + name + "' has dtype " + to_string(dtype) + ", expected a float type (F32, F16, BF16, F64)");
   }
-  return out;
 }
 
 std::vector<int64_t> TensorView::to_int64() const {

@@ -21,12 +21,18 @@ FloatWeight FloatWeight::borrowed(const float* p, std::vector<int64_t> shape) {
   return w;
 }
 
-FloatWeight FloatWeight::owned(std::vector<float> values, std::vector<int64_t> shape) {
+FloatWeight FloatWeight::owned(LargeVector<float> values, std::vector<int64_t> shape) {
   FloatWeight w;
   w.owned_ = std::move(values);
   w.ptr_ = w.owned_.data();
   w.shape_ = std::move(shape);
   return w;
+}
+
+FloatWeight FloatWeight::converted(const TensorView& v, std::vector<int64_t> shape) {
+  LargeVector<float> values(size_t(v.numel()));
+  v.to_float(values.data());
+  return owned(std::move(values), std::move(shape));
 }
 
 int64_t FloatWeight::numel() const { return BasicTensor<float>::count(shape_); }
@@ -141,7 +147,7 @@ FloatWeight WeightStore::take(const std::string& name, const std::vector<int64_t
   held_bytes_[name] = v.numel() * 4;
   if (v.dtype == DType::F32 && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0)
     return checked(FloatWeight::borrowed(reinterpret_cast<const float*>(v.data), shape), v);
-  return checked(FloatWeight::owned(v.to_float(), shape), v);
+  return checked(FloatWeight::converted(v, shape), v);
 }
 
 MatrixWeight WeightStore::take_matrix(const std::string& name, const std::vector<int64_t>& shape) {
@@ -177,8 +183,8 @@ FloatWeight WeightStore::take_weight_norm(const std::string& prefix, const std::
     const TensorView& v = view(vname);
     check_shape(v, shape);
     if (check_finite_) {
-      checked(FloatWeight::owned(g.to_float(), g.shape), g);
-      checked(FloatWeight::owned(v.to_float(), v.shape), v);
+      checked(FloatWeight::converted(g, g.shape), g);
+      checked(FloatWeight::converted(v, v.shape), v);
     }
     std::vector<int64_t> gshape(shape.size(), 1);
     gshape[0] = shape[0];
@@ -189,7 +195,9 @@ FloatWeight WeightStore::take_weight_norm(const std::string& prefix, const std::
     held_bytes_[vname] = v.numel() * 4;
     // Upcast first, then merge in float32 (SPEC section 1); the norm is over all
     // axes but the first, accumulated in double.
-    std::vector<float> gv = g.to_float(), w = v.to_float();
+    std::vector<float> gv = g.to_float();
+    LargeVector<float> w(size_t(v.numel()));
+    v.to_float(w.data());
     const int64_t rows = shape[0], cols = int64_t(w.size()) / std::max<int64_t>(rows, 1);
     for (int64_t r = 0; r < rows; ++r) {
       double ss = 0;

@@ -11,12 +11,15 @@
 
 #include "io/page_residency.h"
 #include "kernels/half.h"
+#include "kernels/large_buffer.h"
 #include "moss_codec/safetensors.h"
 
 namespace moss {
 
 // Float32 weights: a pointer into the mapping when the file holds aligned F32,
-// otherwise an owned, converted copy. Move-only so the pointer stays valid.
+// otherwise an owned, converted copy (on huge pages when large, so streaming
+// over upcast matrices does not pay 4 KiB pages' TLB misses). Move-only so
+// the pointer stays valid.
 class FloatWeight {
  public:
   FloatWeight() = default;
@@ -26,7 +29,9 @@ class FloatWeight {
   FloatWeight& operator=(const FloatWeight&) = delete;
 
   static FloatWeight borrowed(const float* p, std::vector<int64_t> shape);
-  static FloatWeight owned(std::vector<float> values, std::vector<int64_t> shape);
+  static FloatWeight owned(LargeVector<float> values, std::vector<int64_t> shape);
+  // An owned float32 copy of any float tensor.
+  static FloatWeight converted(const TensorView& v, std::vector<int64_t> shape);
 
   const float* data() const { return ptr_; }
   const std::vector<int64_t>& shape() const { return shape_; }
@@ -36,7 +41,7 @@ class FloatWeight {
 
  private:
   const float* ptr_ = nullptr;
-  std::vector<float> owned_;
+  LargeVector<float> owned_;
   std::vector<int64_t> shape_;
 };
 
