@@ -240,6 +240,8 @@ TEST(LargeBuffer, LargeVectorsAreHugePageAlignedAndBehaveAsVectors) {
   small.clear();
   small.shrink_to_fit();  // unmaps
   EXPECT_EQ(small.capacity(), 0u);
+  // Sizes whose page rounding would wrap around are refused, not mapped small.
+  EXPECT_THROW(LargeBufferAllocator<float>().allocate(size_t(-1) / sizeof(float)), std::bad_alloc);
 }
 
 TEST(VectorMath, ExpAndGeluAccuracy) {

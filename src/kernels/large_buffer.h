@@ -18,6 +18,7 @@
 // pages cost 350 MB, 6%, of RSS for a v1 decoder upcast from bf16).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -41,6 +42,7 @@ inline size_t whole_pages(size_t bytes) {
 // Maps `bytes` at a kHugePageBytes boundary and asks for huge pages. Throws
 // std::bad_alloc when the mapping fails.
 inline void* map_huge_aligned(size_t bytes) {
+  if (bytes > (size_t(-1) >> 1)) throw std::bad_alloc();  // no size arithmetic below may wrap
 #if defined(__linux__)
   bytes = whole_pages(bytes);
   const size_t span = bytes + kHugePageBytes;
