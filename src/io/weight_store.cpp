@@ -29,10 +29,17 @@ FloatWeight FloatWeight::owned(LargeVector<float> values, std::vector<int64_t> s
   return w;
 }
 
-FloatWeight FloatWeight::converted(const TensorView& v, std::vector<int64_t> shape) {
+namespace {
+// Any float tensor as float32, on huge pages when large.
+LargeVector<float> float_values(const TensorView& v) {
   LargeVector<float> values(size_t(v.numel()));
   v.to_float(values.data());
-  return owned(std::move(values), std::move(shape));
+  return values;
+}
+}  // namespace
+
+FloatWeight FloatWeight::converted(const TensorView& v, std::vector<int64_t> shape) {
+  return owned(float_values(v), std::move(shape));
 }
 
 int64_t FloatWeight::numel() const { return BasicTensor<float>::count(shape_); }
@@ -196,8 +203,7 @@ FloatWeight WeightStore::take_weight_norm(const std::string& prefix, const std::
     // Upcast first, then merge in float32 (SPEC section 1); the norm is over all
     // axes but the first, accumulated in double.
     std::vector<float> gv = g.to_float();
-    LargeVector<float> w(size_t(v.numel()));
-    v.to_float(w.data());
+    LargeVector<float> w = float_values(v);
     const int64_t rows = shape[0], cols = int64_t(w.size()) / std::max<int64_t>(rows, 1);
     for (int64_t r = 0; r < rows; ++r) {
       double ss = 0;

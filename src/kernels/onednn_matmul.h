@@ -5,11 +5,12 @@
 // scratch buffer (where brgemm packs weight blocks). On the Zen 4 host of
 // 2026-11 it ran at 171-214 GFLOP/s where sgemm got 131-213 (M=125: 177-192
 // against 131-137); on the Zen 5 host of 2026-12-02 at 289-348 in the model
-// (313-359 alone; 245-330 in the model with a scratch buffer per primitive). Repacking into oneDNN's blocked layout was measured too:
-// on Zen 4 5% faster offline (10 s encode 2.39 s against 2.52 s) for an
-// 11.7 s load that copies the weights; on Zen 5 the products alone ran
-// 10-20% faster (356-386 GFLOP/s), but a copy doubles what a load costs and
-// the streaming kernels read the plain layout, so the weights stay in place.
+// (313-359 alone; 245-330 in the model with a scratch buffer per primitive).
+// Repacking into oneDNN's blocked layout was measured too: on Zen 4 5% faster
+// offline (10 s encode 2.39 s against 2.52 s) for an 11.7 s load that copies
+// the weights; on Zen 5 the products alone ran 10-20% faster (356-386
+// GFLOP/s), but a copy doubles what a load costs and the streaming kernels
+// read the plain layout, so the weights stay in place.
 #include <cstdint>
 #include <memory>
 
