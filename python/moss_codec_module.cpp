@@ -292,12 +292,13 @@ PYBIND11_MODULE(moss_codec, m) {
       .def_static(
           "load",
           [](const std::filesystem::path& path, const std::string& parts, int threads, bool check_finite,
-             int64_t max_batch, double max_audio_seconds, bool upcast_half_weights) {
+             int64_t max_batch, double max_audio_seconds, bool upcast_half_weights, bool pack_weights) {
             moss::LoadOptions o;
             o.parts = parse_parts(parts);
             o.threads = threads;
             o.check_finite = check_finite;
             o.upcast_half_weights = upcast_half_weights;
+            o.pack_weights = pack_weights;
             o.limits.max_batch = max_batch;
             o.limits.max_audio_seconds = max_audio_seconds;
             return without_gil([&] { return PyCodec{moss::Codec::load(path.string(), o)}; });
@@ -305,9 +306,12 @@ PYBIND11_MODULE(moss_codec, m) {
           py::arg("path_or_id"), py::kw_only(), py::arg("parts") = "all", py::arg("threads") = 0,
           py::arg("check_finite") = true, py::arg("max_batch") = moss::Limits{}.max_batch,
           py::arg("max_audio_seconds") = moss::Limits{}.max_audio_seconds, py::arg("upcast_half_weights") = false,
+          py::arg("pack_weights") = false,
           "Loads a checkpoint folder (config.json + safetensors), a TTS checkpoint holding one, or a Hugging "
           "Face repo id from the local cache. parts: 'all', 'encoder' or 'decoder'. bf16/f16 matrices are used "
-          "in place (same results, half the memory) unless upcast_half_weights.")
+          "in place (same results, half the memory) unless upcast_half_weights. pack_weights: copy the matrices "
+          "into oneDNN's blocked layout at load (offline products 10-20% faster, same results; slower load and "
+          "streaming).")
       .def_property_readonly("sampling_rate", [](const PyCodec& c) { return c.codec->config().sampling_rate; })
       .def_property_readonly("downsample_rate", [](const PyCodec& c) { return c.codec->config().downsample_rate; })
       .def_property_readonly("frame_rate", [](const PyCodec& c) { return c.codec->config().frame_rate(); })

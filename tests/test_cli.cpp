@@ -248,6 +248,34 @@ TEST_F(Cli, HalfPrecisionModelsAreWrittenAndHeldIn16Bits) {
   EXPECT_EQ(cli("init-random " + cfg + " -o model-f8 --dtype f8", dir_).code, 1);
 }
 
+TEST_F(Cli, PackWeightsGivesTheSameCodesAndAudio) {
+  // Transformers wide enough for oneDNN's matmul, so there is something to pack.
+  { std::ofstream(dir_ / "wide.json") << wide_small_config(); }
+  ASSERT_EQ(cli("init-random --config wide.json -o wide --seed 5", dir_).code, 0);
+  CliRun r = cli("info --json --pack-weights --model wide", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  if (nlohmann::json::parse(r.out)["packed_bytes"].get<int64_t>() == 0) GTEST_SKIP() << "no blocked oneDNN kernel";
+  EXPECT_EQ(nlohmann::json::parse(cli("info --json --model wide", dir_).out)["packed_bytes"].get<int64_t>(), 0);
+  // 3 s: every product has 17 or more rows, as offline products of the plain
+  // weights do when they go through the same oneDNN kernels.
+  write_audio(dir_ / "long.wav", sine(1, 72000, 24000, 330.0), 24000, SampleFormat::Pcm16);
+  for (const char* flag : {"", "--pack-weights"}) {
+    const std::string name = *flag ? "packed" : "plain";
+    r = cli("roundtrip long.wav -q -o " + name + ".wav " + flag + " --model wide", dir_);
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = cli("encode long.wav -q -o " + name + ".npy " + flag + " --model wide", dir_);
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  EXPECT_EQ(slurp(dir_ / "plain.npy"), slurp(dir_ / "packed.npy"));
+  // The samples (the files' PEAK chunks carry the time they were written).
+  EXPECT_EQ(read_audio(dir_ / "plain.wav").samples, read_audio(dir_ / "packed.wav").samples);
+  r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --skip-probe --json --pack-weights --model wide", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["pack_weights"].get<bool>());
+  EXPECT_GT(j["packed_bytes"].get<int64_t>(), 0);
+}
+
 TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   CliRun r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --json" + m(), dir_);
   ASSERT_EQ(r.code, 0) << r.err;

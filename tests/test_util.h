@@ -3,6 +3,8 @@
 // the location of the reference fixtures.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -69,6 +71,21 @@ inline TensorToWrite f32(const std::string& name, std::vector<int64_t> shape, co
   t.bytes.resize(values.size() * 4);
   std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
   return t;
+}
+
+// The bundled small config with every transformer d_model wide, hidden
+// d_ff, one layer: wide enough for oneDNN's matmul (and so for packing and
+// the widened products of 16-bit weights), small enough for a unit test.
+inline std::string wide_small_config(int d_model = 256, int d_ff = 1024) {
+  nlohmann::json cfg = nlohmann::json::parse(slurp(fs::path(MOSS_SOURCE_DIR) / "configs/moss-audio-tokenizer-24k-small.json"));
+  for (const char* part : {"encoder_kwargs", "decoder_kwargs"})
+    for (auto& m : cfg[part])
+      if (m["module_type"] == "Transformer") {
+        m["d_model"] = d_model;
+        m["dim_feedforward"] = d_ff;
+        m["num_layers"] = 1;
+      }
+  return cfg.dump();
 }
 
 inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {

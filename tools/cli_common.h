@@ -32,6 +32,7 @@ struct CliError {
 struct Common {
   std::string model;  // --model or MOSS_CODEC_MODEL
   int threads = 0;
+  bool pack_weights = false;  // LoadOptions::pack_weights
   bool quiet = false, verbose = false, json = false, force = false;
 };
 

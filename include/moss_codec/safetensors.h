@@ -52,6 +52,10 @@ class SafetensorsFile {
   // The whole file as mapped (or held) in memory.
   const uint8_t* data() const;
   size_t size() const;
+  // Drops the whole pages of [p, p + bytes) (clipped to the file) from this
+  // process when the file is mapped; the next read faults them back in from
+  // the page cache. Nothing happens to bytes held in memory (from_bytes).
+  void release_pages(const uint8_t* p, size_t bytes) const;
 
  private:
   std::filesystem::path path_;

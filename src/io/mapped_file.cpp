@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -36,6 +37,18 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(std::vector<uint8_t> bytes) {
   m->owned_ = std::move(bytes);
   m->data_ = m->owned_.data();
   return m;
+}
+
+void MappedFile::release_pages(const uint8_t* p, size_t bytes) const {
+  if (!owned_.empty() || !data_ || p < data_ || p >= data_ + size_) return;  // held in memory, or not ours
+  bytes = std::min(bytes, size_t(data_ + size_ - p));
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  // Whole pages only: the partial ones at either end hold other tensors too.
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / page * page;
+  // Advice on a private read-only file mapping: the pages are unmapped and
+  // read again from the file if touched; it cannot lose data.
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

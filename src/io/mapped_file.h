@@ -19,6 +19,9 @@ class MappedFile {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Drops the whole pages of [p, p + bytes) (clipped to the file) from this
+  // process's memory when this is a mapping (see SafetensorsFile).
+  void release_pages(const uint8_t* p, size_t bytes) const;
 
  private:
   MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}

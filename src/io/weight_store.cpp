@@ -224,6 +224,12 @@ std::vector<std::string> WeightStore::untaken() const {
   return out;
 }
 
+void WeightStore::release_pages(const void* p, size_t bytes) const {
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (auto& f : files_)
+    if (b >= f.data() && b < f.data() + f.size()) f.release_pages(b, bytes);
+}
+
 PageResidency WeightStore::residency() const {
   PageResidency r;
   for (auto& f : files_) r += page_residency(f.data(), f.size());

@@ -90,6 +90,21 @@ class WeightStore {
   void set_check_finite(bool on) { check_finite_ = on; }
   // Let take_matrix keep 16-bit matrices in place (on by default).
   void set_keep_half(bool on) { keep_half_ = on; }
+  // Whether the model should pack its matrices into oneDNN's blocked layout
+  // (LoadOptions::pack_weights); the store only carries the choice.
+  void set_pack_matrices(bool on) { pack_matrices_ = on; }
+  bool pack_matrices() const { return pack_matrices_; }
+  // Drops the pages wholly inside [p, p + bytes) of a mapped file from this
+  // process (the page cache keeps them; a later read faults them back in):
+  // for weights the model no longer reads. Ranges outside every mapping, or
+  // in files held in memory rather than mapped, are left alone.
+  void release_pages(const void* p, size_t bytes) const;
+  // Records that the model holds `name` packed, in `bytes` (held_bytes too).
+  void note_packed(const std::string& name, int64_t bytes) {
+    packed_bytes_[name] = bytes;
+    held_bytes_[name] = bytes;
+  }
+  const std::map<std::string, int64_t>& packed_bytes() const { return packed_bytes_; }
   // Bytes each loaded tensor occupies as the model holds it: 16-bit matrices
   // kept in place at 2 per value, everything else at 4 (float32); tensors
   // only validated are not listed. By name.
@@ -116,6 +131,8 @@ class WeightStore {
   bool check_finite_ = true;
   bool validate_only_ = false;
   bool keep_half_ = true;
+  bool pack_matrices_ = false;
+  std::map<std::string, int64_t> packed_bytes_;
 
   FloatWeight checked(FloatWeight w, const TensorView& v) const;
 };

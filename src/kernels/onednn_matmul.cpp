@@ -4,6 +4,7 @@
 
 #include <map>
 #include <mutex>
+#include <string>
 
 #include "kernels/large_buffer.h"
 #include "moss_codec/error.h"
@@ -25,6 +26,7 @@ using tag = dnnl::memory::format_tag;
 struct OnednnMatmul::State {
   int64_t n, k;
   dnnl::memory weights;  // W^T as a (k x n) matrix in column-major ("ba") order is W itself
+  LargeVector<float> packed;  // non-empty after pack(): weights holds this, in the blocked layout
   std::mutex mu;
   struct Primitive {
     dnnl::matmul matmul;
@@ -40,6 +42,37 @@ OnednnMatmul::OnednnMatmul(const float* w, int64_t n, int64_t k) : s_(std::make_
 }
 
 OnednnMatmul::~OnednnMatmul() = default;
+
+void OnednnMatmul::pack() {
+  if (packed()) return;
+  if (!s_->weights.get_data_handle()) throw Error("OnednnMatmul::pack: no weights to pack (they are passed per call)");
+  try {
+    // The layout matmul wants for these weights: asked with format any for
+    // one row count; it is the same for every row count (checked in forward).
+    const dnnl::memory::desc src_md({256, s_->k}, dt::f32, tag::ab), dst_md({256, s_->n}, dt::f32, tag::ab);
+    const dnnl::memory::desc any_md({s_->k, s_->n}, dt::f32, tag::any);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, any_md, dst_md), cpu_engine());
+    const dnnl::memory::desc blocked = pd.weights_desc();
+    // Only brgemm (AVX-512 and up in oneDNN 2.6) has a blocked layout that
+    // saves work; elsewhere the plain weights stay in use.
+    if (std::string(pd.impl_info_str()).rfind("brg", 0) != 0 || blocked == s_->weights.get_desc()) return;
+    LargeVector<float> buf((blocked.get_size() + sizeof(float) - 1) / sizeof(float));
+    dnnl::memory dst(blocked, cpu_engine(), buf.data());
+    dnnl::stream st(cpu_engine());
+    dnnl::reorder(s_->weights, dst).execute(st, s_->weights, dst);
+    st.wait();
+    s_->packed = std::move(buf);
+    s_->weights = dnnl::memory(blocked, cpu_engine(), s_->packed.data());
+    s_->by_rows.clear();
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("oneDNN: packing a ") + std::to_string(s_->n) + "x" + std::to_string(s_->k) +
+                " weight matrix failed: " + e.what());
+  }
+}
+
+bool OnednnMatmul::packed() const { return !s_->packed.empty(); }
+
+int64_t OnednnMatmul::packed_bytes() const { return int64_t(s_->packed.size() * sizeof(float)); }
 
 void OnednnMatmul::forward(const float* x, int64_t m, float* y, const float* w) const {
   if (m <= 0) return;
@@ -60,6 +93,7 @@ void OnednnMatmul::forward(const float* x, int64_t m, float* y, const float* w) 
     }
     dnnl::memory src(src_md, cpu_engine(), const_cast<float*>(x)), dst(dst_md, cpu_engine(), y);
     dnnl::stream st(cpu_engine());
+    if (w && packed()) throw Error("OnednnMatmul: weights passed to a packed matrix");
     const dnnl::memory weights =
         w ? dnnl::memory(s_->weights.get_desc(), cpu_engine(), const_cast<float*>(w)) : s_->weights;
     // One scratch buffer per calling thread for every primitive: oneDNN's

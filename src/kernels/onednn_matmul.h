@@ -26,6 +26,17 @@ class OnednnMatmul {
   // weights), else the constructor's. Thread-safe.
   void forward(const float* x, int64_t m, float* y, const float* w = nullptr) const;
 
+  // Copies the weights into oneDNN's own blocked layout (BA16a64b for
+  // float32: 16 k by 64 n tiles, the same for every row count), on huge
+  // pages, and reads only that copy from then on: the products then skip
+  // repacking weight blocks on every call (10-20% faster on the v1 shapes,
+  // identical results). Where oneDNN has no blocked float32 kernel (before
+  // AVX-512) nothing is copied and packed() stays false. Once packed() the
+  // plain weights may be released. Not thread-safe; call before any forward.
+  void pack();
+  bool packed() const;
+  int64_t packed_bytes() const;
+
  private:
   struct State;
   std::unique_ptr<State> s_;

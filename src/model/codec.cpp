@@ -108,7 +108,8 @@ std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const Lo
   impl->limits = options.limits;
   impl->weights = WeightStore::open(dir);
   impl->weights->set_check_finite(options.check_finite);
-  impl->weights->set_keep_half(!options.upcast_half_weights);
+  impl->weights->set_keep_half(!options.upcast_half_weights && !options.pack_weights);
+  impl->weights->set_pack_matrices(options.pack_weights);
   WeightStore& store = *impl->weights;
   impl->has_encoder = options.parts != Parts::Decoder;
   impl->has_decoder = options.parts != Parts::Encoder;
@@ -145,6 +146,7 @@ Codec::WeightInfo Codec::weight_info() const {
     by_part(name, n, w.encoder_bytes, w.quantizer_bytes, w.decoder_bytes);
   w.file_bytes = impl_->weights->total_bytes();
   w.dtypes = impl_->weights->dtype_summary();
+  for (auto& [name, n] : impl_->weights->packed_bytes()) w.packed_bytes += n;
   return w;
 }
 

@@ -34,7 +34,25 @@ Linear::Linear(MatrixWeight weight) {
 // 9-16 over the threads: both read the weights faster than matmul there.
 static constexpr int64_t kMatmulMinRows = 17;
 
+void Linear::pack(const WeightStore& store) {
+  if (!matmul_ || half_.data || packed_) return;
+  matmul_->pack();
+  if (!matmul_->packed()) return;
+  if (w_.is_borrowed()) store.release_pages(w_.data(), size_t(w_.numel()) * sizeof(float));
+  w_ = FloatWeight{};
+  packed_ = true;
+}
+
 void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) const {
+  if (packed_) {
+    // Streaming steps too: the plain weights the few-row kernels read are gone.
+    if (!accumulate) return matmul_->forward(x, rows, y);
+    thread_local std::vector<float> product;
+    product.resize(size_t(rows * out_));
+    matmul_->forward(x, rows, product.data());
+    for (size_t i = 0; i < product.size(); ++i) y[i] += product[i];
+    return;
+  }
   if (half_.data) {
     forward_half(x, rows, y, accumulate);
     return;

@@ -18,9 +18,19 @@ class Linear {
   // A transformer matrix (out, in), float32 or 16-bit; no bias.
   explicit Linear(MatrixWeight weight);
 
-  bool present() const { return !w_.empty() || half_.data != nullptr; }
+  bool present() const { return !w_.empty() || half_.data != nullptr || packed_; }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
+
+  // Offline throughput mode (LoadOptions::pack_weights): copies a float32
+  // matrix big enough for oneDNN's matmul into its blocked layout; every
+  // product of this layer, of any row count, then reads that copy, and the
+  // plain weights are let go (freed, or a mapped range dropped from this
+  // process's pages through store). Nothing changes where oneDNN has no
+  // blocked kernel. Call before any forward.
+  void pack(const WeightStore& store);
+  bool packed() const { return packed_; }
+  int64_t packed_bytes() const { return packed_ ? matmul_->packed_bytes() : 0; }
 
   // y[rows x out] = x[rows x in] W^T + b (added to y when accumulate).
   void forward(const float* x, int64_t rows, float* y, bool accumulate = false) const;
@@ -30,6 +40,7 @@ class Linear {
   HalfMatrix half_;                       // data set: the weights are these, w_ is empty
   std::unique_ptr<OnednnMatmul> matmul_;  // oneDNN matmul on the same weights (many rows)
   int64_t in_ = 0, out_ = 0;
+  bool packed_ = false;  // matmul_ holds the only copy of the weights
 
   void forward_half(const float* x, int64_t rows, float* y, bool accumulate) const;
 };

@@ -18,10 +18,20 @@ std::string first_present(const WeightStore& store, const std::vector<std::strin
   return names.front();  // reported as missing by take()
 }
 
+// A transformer matrix, packed for oneDNN when the store says so.
+Linear matrix(WeightStore& store, const std::string& name, const std::vector<int64_t>& shape) {
+  Linear l(store.take_matrix(name, shape));
+  if (store.pack_matrices()) {
+    l.pack(store);
+    if (l.packed()) store.note_packed(name, l.packed_bytes());
+  }
+  return l;
+}
+
 // A projection exists when its sizes differ (v1) or when its tensor is present (v2).
 Linear optional_projection(WeightStore& store, const std::string& name, int64_t in, int64_t out) {
   if (in == out && !store.has(name)) return {};
-  return Linear(store.take_matrix(name, {out, in}));
+  return matrix(store, name, {out, in});
 }
 
 void add_scaled(float* x, const float* u, const FloatWeight& scale, int64_t n, int64_t d) {
@@ -63,17 +73,17 @@ ProjectedTransformer::ProjectedTransformer(const TransformerConfig& cfg, WeightS
     Layer layer;
     layer.norm1 = load_norm(store, p + "norm1");
     layer.norm2 = load_norm(store, p + "norm2");
-    layer.in_proj = Linear(store.take_matrix(
-        first_present(store, {p + "self_attn.in_projs.0.weight", p + "self_attn.in_proj.weight"}), {3 * d, d}));
-    layer.out_proj = Linear(store.take_matrix(
-        first_present(store, {p + "self_attn.out_projs.0.weight", p + "self_attn.out_proj.weight"}), {d, d}));
+    layer.in_proj =
+        matrix(store, first_present(store, {p + "self_attn.in_projs.0.weight", p + "self_attn.in_proj.weight"}), {3 * d, d});
+    layer.out_proj =
+        matrix(store, first_present(store, {p + "self_attn.out_projs.0.weight", p + "self_attn.out_proj.weight"}), {d, d});
     const int64_t hidden = cfg.ffn_hidden();
     if (cfg.gating) {
-      layer.ffn_in = Linear(store.take_matrix(p + "gating.linear_in.weight", {2 * hidden, d}));
-      layer.ffn_out = Linear(store.take_matrix(p + "gating.linear_out.weight", {d, hidden}));
+      layer.ffn_in = matrix(store, p + "gating.linear_in.weight", {2 * hidden, d});
+      layer.ffn_out = matrix(store, p + "gating.linear_out.weight", {d, hidden});
     } else {
-      layer.ffn_in = Linear(store.take_matrix(first_present(store, {p + "linear1.weight", p + "ffn.0.weight"}), {hidden, d}));
-      layer.ffn_out = Linear(store.take_matrix(first_present(store, {p + "linear2.weight", p + "ffn.2.weight"}), {d, hidden}));
+      layer.ffn_in = matrix(store, first_present(store, {p + "linear1.weight", p + "ffn.0.weight"}), {hidden, d});
+      layer.ffn_out = matrix(store, first_present(store, {p + "linear2.weight", p + "ffn.2.weight"}), {d, hidden});
     }
     if (cfg.layer_scale) {
       layer.scale1 = store.take(p + "layer_scale_1.scale", {d});
