@@ -310,8 +310,7 @@ PYBIND11_MODULE(moss_codec, m) {
           "Loads a checkpoint folder (config.json + safetensors), a TTS checkpoint holding one, or a Hugging "
           "Face repo id from the local cache. parts: 'all', 'encoder' or 'decoder'. bf16/f16 matrices are used "
           "in place (same results, half the memory) unless upcast_half_weights. pack_weights: copy the matrices "
-          "into oneDNN's blocked layout at load (offline products 10-20% faster, same results; slower load and "
-          "streaming).")
+          "into oneDNN's blocked layout at load (offline work 7-10% faster, same results; slower load).")
       .def_property_readonly("sampling_rate", [](const PyCodec& c) { return c.codec->config().sampling_rate; })
       .def_property_readonly("downsample_rate", [](const PyCodec& c) { return c.codec->config().downsample_rate; })
       .def_property_readonly("frame_rate", [](const PyCodec& c) { return c.codec->config().frame_rate(); })

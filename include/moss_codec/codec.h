@@ -47,13 +47,16 @@ struct LoadOptions {
   bool upcast_half_weights = false;
   // Offline throughput mode: the transformers' matrices are copied at load
   // into oneDNN's blocked layout (16-bit ones upcast first), so no product
-  // repacks weight blocks as it runs. Offline encode/decode is 10-20% faster
-  // in its products and results are identical, but loading copies every
-  // matrix (seconds instead of well under one for the 7 GB v1 checkpoint;
-  // the mapped plain pages are then dropped, so memory stays about the
-  // float32 weights) and streaming steps, which then read the blocked copy
-  // through oneDNN, are slower. Without AVX-512 (no blocked oneDNN kernel)
-  // it changes nothing.
+  // repacks weight blocks as it runs: v1 offline encode/decode 7-10% faster
+  // here, results identical wherever the plain weights also go through
+  // oneDNN's matmul (17+ rows a product). Streaming steps read the blocked
+  // copy through oneDNN too (measured as fast as the few-row kernels, results
+  // within float32 rounding of theirs). The cost is the load: every matrix is
+  // copied into fresh memory (6-23 s for the 7 GB v1 checkpoint in this VM,
+  // where first touch of new memory is slow; the copy itself runs at ~9
+  // GB/s). The mapped plain pages are dropped, so memory stays about the
+  // float32 weights. Without AVX-512 (no blocked oneDNN kernel) it changes
+  // nothing.
   bool pack_weights = false;
 };
 

@@ -45,7 +45,9 @@ void Linear::pack(const WeightStore& store) {
 
 void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) const {
   if (packed_) {
-    // Streaming steps too: the plain weights the few-row kernels read are gone.
+    // Streaming steps too: the plain weights the few-row kernels read are
+    // gone. oneDNN on the blocked copy measured as fast for them (v1 decoder,
+    // 80 ms pushes interleaved in one process: 111.8 ms median against 115.3).
     if (!accumulate) return matmul_->forward(x, rows, y);
     thread_local std::vector<float> product;
     product.resize(size_t(rows * out_));
