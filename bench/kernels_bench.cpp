@@ -36,30 +36,23 @@ void BM_Sgemm(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations() * 2 * m * n * k);
 }
 
-void BM_Matmul(benchmark::State& st) {
+// pack: the weights first copied into oneDNN's blocked layout
+// (LoadOptions::pack_weights). Weights stay warm here, in both.
+void matmul_bench(benchmark::State& st, bool pack) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
   auto x = randoms(size_t(m * k)), w = randoms(size_t(n * k));
   std::vector<float> y(size_t(m * n));
   moss::OnednnMatmul mm(w.data(), n, k);
-  for (auto _ : st) mm.forward(x.data(), m, y.data());
-  st.SetItemsProcessed(st.iterations() * 2 * m * n * k);
-}
-
-// The same with the weights packed into oneDNN's blocked layout first
-// (LoadOptions::pack_weights). Weights stay warm here: run BM_Matmul beside it.
-void BM_MatmulPacked(benchmark::State& st) {
-  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
-  auto x = randoms(size_t(m * k)), w = randoms(size_t(n * k));
-  std::vector<float> y(size_t(m * n));
-  moss::OnednnMatmul mm(w.data(), n, k);
-  mm.pack();
-  if (!mm.packed()) {
+  if (pack) mm.pack();
+  if (pack && !mm.packed()) {
     st.SkipWithError("no blocked oneDNN kernel on this CPU");
     return;
   }
   for (auto _ : st) mm.forward(x.data(), m, y.data());
   st.SetItemsProcessed(st.iterations() * 2 * m * n * k);
 }
+void BM_Matmul(benchmark::State& st) { matmul_bench(st, false); }
+void BM_MatmulPacked(benchmark::State& st) { matmul_bench(st, true); }
 
 #define LINEAR_SHAPES                                                                                           \
   Args({1000, 2304, 768})->Args({1000, 3072, 768})->Args({1000, 768, 3072})->Args({125, 3840, 1280})         \

@@ -3,9 +3,6 @@
 // (mapped) weights; streaming must stay exact against offline; the mapped
 // plain pages must be let go. Where oneDNN has no blocked float32 kernel
 // (before AVX-512) packing does nothing and these tests are skipped.
-#include <cmath>
-#include <cstring>
-
 #include "kernels/onednn_matmul.h"
 #include "moss_codec/codec.h"
 #include "moss_codec/random_checkpoint.h"
@@ -13,20 +10,6 @@
 #include "test_util.h"
 
 namespace moss::test {
-
-namespace {
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  float d = a.size() == b.size() ? 0.0f : INFINITY;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
-  return d;
-}
-
-}  // namespace
 
 TEST(PackedWeights, MatmulEqualsPlainForEveryRowCount) {
   // n = 240 and k = 200 are not multiples of the 64 x 16 tiles: padding.
@@ -66,12 +49,7 @@ TEST(PackedWeights, CodecEqualsPlainAndReleasesTheMapping) {
   const int64_t hop = plain->config().downsample_rate, T = 25 * hop;
   Tensor audio({2, 1, T}, random_floats(size_t(2 * T), 4, 0.3f));
   const EncodeOptions eo{.lengths = std::vector<int64_t>{T, 19 * hop}};
-  const EncodeResult ea = plain->encode(audio, eo), eb = packed->encode(audio, eo);
-  EXPECT_EQ(ea.codes.data, eb.codes.data);
-  EXPECT_TRUE(same_bits(ea.hidden_states.data, eb.hidden_states.data));
-  const DecodeOptions dopt{.lengths = ea.code_lengths};
-  const DecodeResult da = plain->decode(ea.codes, dopt), db = packed->decode(ea.codes, dopt);
-  EXPECT_TRUE(same_bits(da.audio.data, db.audio.data)) << "max difference " << max_abs_diff(da.audio.data, db.audio.data);
+  const EncodeResult ea = expect_same_offline(*plain, *packed, audio, eo);
 
   // Streaming reads the packed copy too (pushes of 1, 3 and 2 frames: 1-8,
   // 9-16 and 17+ rows per stage) and stays exact against offline.
@@ -113,10 +91,7 @@ TEST(PackedWeights, HalfCheckpointsArePackedFromTheirUpcast) {
   // round differently).
   const int64_t hop = upcast->config().downsample_rate, T = 25 * hop;
   Tensor audio({1, 1, T}, random_floats(size_t(T), 9, 0.3f));
-  const EncodeResult ea = upcast->encode(audio), eb = packed->encode(audio);
-  EXPECT_EQ(ea.codes.data, eb.codes.data);
-  EXPECT_TRUE(same_bits(ea.hidden_states.data, eb.hidden_states.data));
-  EXPECT_TRUE(same_bits(upcast->decode(ea.codes).audio.data, packed->decode(ea.codes).audio.data));
+  expect_same_offline(*upcast, *packed, audio);
 }
 
 }  // namespace moss::test

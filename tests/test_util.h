@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "kernels/few_row_gemm.h"
+#include "moss_codec/codec.h"
 #include "moss_codec/error.h"
 #include "moss_codec/safetensors.h"
 
@@ -86,6 +89,32 @@ inline std::string wide_small_config(int d_model = 256, int d_ff = 1024) {
         m["num_layers"] = 1;
       }
   return cfg.dump();
+}
+
+inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Largest |a - b| (infinite when the sizes differ).
+inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float d = a.size() == b.size() ? 0.0f : INFINITY;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
+  return d;
+}
+
+// Two loadings of one checkpoint that must agree bit for bit offline: the
+// same codes and hidden states for `audio`, and the same audio decoded from
+// those codes (with their lengths). Returns a's encoding.
+inline EncodeResult expect_same_offline(const Codec& a, const Codec& b, const Tensor& audio, const EncodeOptions& eo = {}) {
+  EncodeResult ea = a.encode(audio, eo);
+  const EncodeResult eb = b.encode(audio, eo);
+  EXPECT_EQ(ea.codes.data, eb.codes.data);
+  EXPECT_TRUE(same_bits(ea.hidden_states.data, eb.hidden_states.data))
+      << "max difference " << max_abs_diff(ea.hidden_states.data, eb.hidden_states.data);
+  const DecodeOptions dopt{.lengths = ea.code_lengths};
+  const DecodeResult da = a.decode(ea.codes, dopt), db = b.decode(ea.codes, dopt);
+  EXPECT_TRUE(same_bits(da.audio.data, db.audio.data)) << "max difference " << max_abs_diff(da.audio.data, db.audio.data);
+  return ea;
 }
 
 inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
