@@ -324,6 +324,30 @@ PYBIND11_MODULE(moss_codec, m) {
       .def_property_readonly("config_json", [](const PyCodec& c) { return c.codec->config().to_json(); },
                              "The config as canonical JSON.")
       .def(
+          "weight_info",
+          [](const PyCodec& c) {
+            const moss::Codec::WeightInfo w = c.codec->weight_info();
+            py::dict d;
+            d["parameters"] = w.encoder_parameters + w.quantizer_parameters + w.decoder_parameters;
+            d["file_bytes"] = w.file_bytes;
+            d["memory_bytes"] = w.encoder_bytes + w.quantizer_bytes + w.decoder_bytes;
+            d["dtypes"] = w.dtypes;
+            d["packed_bytes"] = w.packed_bytes;
+            d["packed_in_file_bytes"] = w.packed_in_file_bytes;
+            return d;
+          },
+          "The loaded weights: parameters, file_bytes, memory_bytes (as held), dtypes, packed_bytes (matrices\n"
+          "in oneDNN's blocked layout) and packed_in_file_bytes (of those, mapped from a packed checkpoint).")
+      .def(
+          "save_packed",
+          [](const PyCodec& c, const std::filesystem::path& dir, bool overwrite) {
+            without_gil([&] { c.codec->save_packed(dir, overwrite); });
+          },
+          py::arg("dir"), py::kw_only(), py::arg("overwrite") = false,
+          "Writes a packed checkpoint to folder dir: the transformer matrices in oneDNN's blocked layout, which\n"
+          "later loads map in place (pack_weights speed without its copy at load). Needs a codec loaded whole\n"
+          "with pack_weights=True on an AVX-512 CPU; other CPUs can still load the result (unpacked at load).")
+      .def(
           "weight_residency",
           [](const PyCodec& c) {
             const moss::Codec::WeightResidency r = c.codec->weight_residency();

@@ -274,6 +274,28 @@ TEST_F(Cli, PackWeightsGivesTheSameCodesAndAudio) {
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_TRUE(j["pack_weights"].get<bool>());
   EXPECT_GT(j["packed_bytes"].get<int64_t>(), 0);
+
+  // A packed checkpoint: mapped in place at load, the same codes and audio.
+  r = cli("pack --model wide -o wide-packed", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote packed checkpoint wide-packed"), std::string::npos) << r.out;
+  const nlohmann::json info = nlohmann::json::parse(cli("info --json --model wide-packed", dir_).out);
+  EXPECT_GT(info["packed_in_file_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(info["packed_in_file_bytes"], info["packed_bytes"]);
+  ASSERT_EQ(cli("encode long.wav -q -o from-packed.npy --model wide-packed", dir_).code, 0);
+  EXPECT_EQ(slurp(dir_ / "plain.npy"), slurp(dir_ / "from-packed.npy"));
+  ASSERT_EQ(cli("roundtrip long.wav -q -o from-packed.wav --model wide-packed", dir_).code, 0);
+  EXPECT_EQ(read_audio(dir_ / "plain.wav").samples, read_audio(dir_ / "from-packed.wav").samples);
+  // Existing output needs --force; the model's own folder (or one holding it) never.
+  r = cli("pack --model wide -o wide-packed", dir_);
+  EXPECT_EQ(r.code, 4);
+  EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+  for (const char* target : {"wide", "."}) {
+    r = cli(std::string("pack --force --model wide -o ") + target, dir_);
+    EXPECT_EQ(r.code, 4) << target;
+    EXPECT_TRUE(fs::exists(dir_ / "wide" / "model.safetensors")) << target;
+  }
+  ASSERT_EQ(cli("pack --force --model wide -o wide-packed", dir_).code, 0);
 }
 
 TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {

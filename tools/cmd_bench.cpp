@@ -190,6 +190,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
                   {"threads", common.threads},
                   {"pack_weights", common.pack_weights},
                   {"packed_bytes", wi.packed_bytes},
+                  {"packed_in_file_bytes", wi.packed_in_file_bytes},
                   {"machine", {{"fma_peak_gflops", peak}, {"read_bandwidth_gbs", bandwidth}}},
                   {"load_seconds", load_s},
                   {"audio_seconds", double(N) / cfg.sampling_rate},
@@ -216,7 +217,8 @@ Runner add_bench(CLI::App& app, const Common& common) {
     std::cout << std::fixed << std::setprecision(3);
     std::cout << "model            " << codec->checkpoint_dir().string() << " ("
               << double(wi.encoder_parameters + wi.quantizer_parameters + wi.decoder_parameters) / 1e6 << " M parameters, "
-              << wi.dtypes << (wi.packed_bytes ? ", matrices packed for oneDNN" : "") << ")\n";
+              << wi.dtypes
+              << (wi.packed_in_file_bytes ? ", packed checkpoint" : wi.packed_bytes ? ", matrices packed for oneDNN" : "") << ")\n";
     if (peak > 0)
       std::cout << "machine          FMA peak " << std::setprecision(1) << peak << " GFLOP/s, read bandwidth " << bandwidth
                 << " GB/s\n";

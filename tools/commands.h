@@ -19,6 +19,7 @@ Runner add_info(CLI::App& app, const Common& common);
 Runner add_init_random(CLI::App& app, const Common& common);
 Runner add_check_fixtures(CLI::App& app, const Common& common);
 Runner add_bench(CLI::App& app, const Common& common);
+Runner add_pack(CLI::App& app, const Common& common);
 
 // Loads --model (exit 3 when it cannot), honouring --threads.
 std::shared_ptr<const Codec> load_model(const Common& common, Parts parts = Parts::All);

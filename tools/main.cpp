@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   add(add_init_random);
   add(add_check_fixtures);
   add(add_bench);
+  add(add_pack);
 
   try {
     app.parse(argc, argv);

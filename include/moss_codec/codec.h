@@ -126,9 +126,12 @@ class Codec {
     // matrices used in place. decoder_bytes is what a streaming decode step reads.
     int64_t encoder_bytes = 0, quantizer_bytes = 0, decoder_bytes = 0;
     std::string dtypes;        // e.g. "F32" or "BF16+F32"
-    // Bytes of matrices held in oneDNN's blocked layout (LoadOptions::pack_weights;
-    // 0 without it, or where this CPU has no blocked kernel).
+    // Bytes of matrices held in oneDNN's blocked layout (LoadOptions::pack_weights,
+    // or a packed checkpoint; 0 without either, or where this CPU has no
+    // blocked kernel).
     int64_t packed_bytes = 0;
+    // Of those, the bytes used in place from a packed checkpoint's mapping.
+    int64_t packed_in_file_bytes = 0;
   };
   WeightInfo weight_info() const;
 
@@ -147,6 +150,20 @@ class Codec {
   // keys, only meaningful fields) that loads back to an identical model. An
   // existing file is replaced only with overwrite = true.
   void save_config(const std::filesystem::path& path, bool overwrite = false) const;
+
+  // Writes a packed checkpoint to folder `dir` (created if needed): its
+  // config.json, and a model.safetensors holding every tensor of this
+  // checkpoint as stored, except that each transformer matrix is stored in
+  // oneDNN's blocked layout (1-D float32 tensors named <matrix> +
+  // ".onednn_BA16a64b", page-aligned). Loading it maps those in place on
+  // CPUs whose matmul reads that layout (AVX-512), which gives
+  // LoadOptions::pack_weights' speed with the load time of a mapped
+  // checkpoint; other CPUs unpack it to the plain weights at load (exact
+  // values). Other readers (PyTorch) do not know the blocked tensors. Needs
+  // a codec loaded whole (Parts::All) with pack_weights on a CPU that packs
+  // into that layout; refuses to write into the folder it was loaded from,
+  // and replaces existing files only with overwrite = true.
+  void save_packed(const std::filesystem::path& dir, bool overwrite = false) const;
 
   ~Codec();
   Codec(const Codec&) = delete;

@@ -75,4 +75,19 @@ struct TensorToWrite {
 };
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors);
 
+// A tensor written from where its bytes lie (a mapping, a model's buffers).
+struct TensorSource {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const void* data;
+  size_t nbytes;
+};
+// Writes `tensors` contiguously in the given order, their data section
+// starting at a multiple of `data_alignment` bytes into the file (the header
+// is padded with spaces, as the format allows), with `metadata` beside
+// {"format": "pt"}.
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorSource>& tensors,
+                       const std::map<std::string, std::string>& metadata = {}, size_t data_alignment = 8);
+
 }  // namespace moss

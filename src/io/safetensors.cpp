@@ -217,24 +217,35 @@ static int64_t count_elements(const std::vector<int64_t>& s) {
 }
 
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors) {
+  std::vector<TensorSource> sources;
+  for (auto& t : tensors) sources.push_back({t.name, t.dtype, t.shape, t.bytes.data(), t.bytes.size()});
+  write_safetensors(path, sources);
+}
+
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorSource>& tensors,
+                       const std::map<std::string, std::string>& metadata, size_t data_alignment) {
+  if (data_alignment < 8 || data_alignment % 8 != 0) throw Error("write_safetensors: data_alignment must be a multiple of 8");
   json header = json::object();
   uint64_t offset = 0;
   for (auto& t : tensors) {
     uint64_t need = uint64_t(count_elements(t.shape)) * dtype_size(t.dtype);
-    if (need != t.bytes.size()) throw Error("write_safetensors: tensor '" + t.name + "' has wrong byte count");
-    header[t.name] = {{"dtype", to_string(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+    if (need != t.nbytes) throw Error("write_safetensors: tensor '" + t.name + "' has wrong byte count");
+    if (header.contains(t.name)) throw Error("write_safetensors: tensor '" + t.name + "' given twice");
+    header[t.name] = {{"dtype", to_string(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    offset += t.nbytes;
   }
-  header["__metadata__"] = {{"format", "pt"}};
+  json meta = {{"format", "pt"}};
+  for (auto& [k, v] : metadata) meta[k] = v;
+  header["__metadata__"] = meta;
   std::string h = header.dump();
-  while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // keep tensor data 8-byte aligned
+  while ((h.size() + 8) % data_alignment != 0) h.push_back(' ');
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw Error(path.string() + ": cannot open for writing");
   uint64_t n = h.size();
   out.write(reinterpret_cast<const char*>(&n), 8);
   out.write(h.data(), std::streamsize(h.size()));
-  for (auto& t : tensors) out.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
-  if (!out) throw Error(path.string() + ": write failed");
+  for (auto& t : tensors) out.write(static_cast<const char*>(t.data), std::streamsize(t.nbytes));
+  if (!out.flush()) throw Error(path.string() + ": write failed");
 }
 
 const uint8_t* SafetensorsFile::data() const { return mapping_->data(); }

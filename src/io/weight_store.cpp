@@ -174,6 +174,32 @@ MatrixWeight WeightStore::take_matrix(const std::string& name, const std::vector
   return {FloatWeight{}, HalfMatrix{p, format, shape}};
 }
 
+std::optional<TensorView> WeightStore::take_blocked(const std::string& name) {
+  const std::string stored = name + kBlockedSuffix;
+  auto it = index_.find(stored);
+  if (it == index_.end()) return std::nullopt;
+  const TensorView& v = *it->second;
+  if (has(name))
+    throw Error(v.file + ": matrix '" + name + "' is stored twice, plain and as '" + stored + "'");
+  if (v.dtype != DType::F32 || v.shape.size() != 1)
+    throw Error(v.file + ": tensor '" + stored + "' must be 1-D F32 (a matrix in oneDNN's blocked layout), got " +
+                to_string(v.dtype) + " " + shape_to_string(v.shape));
+  taken_.insert(stored);
+  if (validate_only_) {
+    TensorView shape_only = v;
+    shape_only.data = nullptr;
+    return shape_only;
+  }
+  if (check_finite_ && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0) {
+    const auto* p = reinterpret_cast<const float*>(v.data);
+    const int64_t n = v.numel(), bad = first_non_finite(p, n);
+    if (bad < n) non_finite_error(v, bad, p[bad]);
+  } else if (check_finite_) {
+    checked(FloatWeight::converted(v, v.shape), v);
+  }
+  return v;
+}
+
 bool WeightStore::has_weight(const std::string& prefix) const {
   if (has(prefix + ".weight")) return true;
   for (auto& pair : kWeightNormPairs)

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -75,6 +76,14 @@ class WeightStore {
   // take() for a matrix that may stay 16-bit: a BF16/F16 tensor (aligned, with
   // set_keep_half on) is returned in place, anything else as take() does.
   MatrixWeight take_matrix(const std::string& name, const std::vector<int64_t>& shape);
+  // Packed checkpoints store a transformer matrix `name` as the 1-D float32
+  // tensor `name` + kBlockedSuffix, in oneDNN's blocked layout (its size and
+  // layout are the model's to check). take_blocked takes it when present
+  // (checked finite, marked used; data null while validating only) and
+  // returns null when the matrix is stored plain; both forms at once is an
+  // error naming the file.
+  static constexpr const char* kBlockedSuffix = ".onednn_BA16a64b";
+  std::optional<TensorView> take_blocked(const std::string& name);
   // Takes `prefix`.weight, merging weight-norm halves (original0/original1 or
   // weight_g/weight_v) into W = g * v / ||v|| when that is how it is stored.
   // `shape` is the merged weight's shape (out, in, 1).
@@ -99,12 +108,22 @@ class WeightStore {
   // for weights the model no longer reads. Ranges outside every mapping, or
   // in files held in memory rather than mapped, are left alone.
   void release_pages(const void* p, size_t bytes) const;
-  // Records that the model holds `name` packed, in `bytes` (held_bytes too).
-  void note_packed(const std::string& name, int64_t bytes) {
-    packed_bytes_[name] = bytes;
-    held_bytes_[name] = bytes;
+  // Records that the model holds matrix `name` (out, in) packed: `bytes` at
+  // `data` in oneDNN's blocked layout (held_bytes too); in_file: used in
+  // place from a packed checkpoint rather than copied at load.
+  struct Packed {
+    const float* data;
+    int64_t bytes;
+    std::vector<int64_t> shape;
+    bool in_file;
+  };
+  void note_packed(const std::string& name, Packed p) {
+    held_bytes_[name] = p.bytes;
+    packed_[name] = std::move(p);
   }
-  const std::map<std::string, int64_t>& packed_bytes() const { return packed_bytes_; }
+  const std::map<std::string, Packed>& packed() const { return packed_; }
+  // Every stored tensor, by name.
+  const std::map<std::string, const TensorView*>& tensors() const { return index_; }
   // Bytes each loaded tensor occupies as the model holds it: 16-bit matrices
   // kept in place at 2 per value, everything else at 4 (float32); tensors
   // only validated are not listed. By name.
@@ -132,7 +151,7 @@ class WeightStore {
   bool validate_only_ = false;
   bool keep_half_ = true;
   bool pack_matrices_ = false;
-  std::map<std::string, int64_t> packed_bytes_;
+  std::map<std::string, Packed> packed_;
 
   FloatWeight checked(FloatWeight w, const TensorView& v) const;
 };

@@ -3,6 +3,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <map>
+#include <utility>
 #include <mutex>
 #include <string>
 
@@ -21,12 +22,29 @@ dnnl::engine& cpu_engine() {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
+// W^T, a (k x n) matrix, in the file format's blocked layout.
+dnnl::memory::desc blocked_desc(int64_t n, int64_t k) { return dnnl::memory::desc({k, n}, dt::f32, tag::BA16a64b); }
+
+// The weights layout matmul picks for (n x k) weights, asked with format any
+// for one row count, and whether that is brgemm: on AVX-512 it is BA16a64b
+// for every row count (checked for 1-4000 rows on every v1 shape), so
+// primitives for other row counts take the same copy and stay brgemm.
+std::pair<dnnl::memory::desc, bool> preferred_weights(int64_t n, int64_t k) {
+  const dnnl::memory::desc src_md({256, k}, dt::f32, tag::ab), dst_md({256, n}, dt::f32, tag::ab);
+  const dnnl::memory::desc any_md({k, n}, dt::f32, tag::any);
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, any_md, dst_md), cpu_engine());
+  return {pd.weights_desc(), std::string(pd.impl_info_str()).rfind("brg", 0) == 0};
+}
+
+std::string shape_text(int64_t n, int64_t k) { return std::to_string(n) + "x" + std::to_string(k); }
+
 }  // namespace
 
 struct OnednnMatmul::State {
   int64_t n, k;
   dnnl::memory weights;  // W^T as a (k x n) matrix in column-major ("ba") order is W itself
-  LargeVector<float> packed;  // non-empty after pack(): weights holds this, in the blocked layout
+  LargeVector<float> packed;  // filled by pack(): weights holds this, in the blocked layout
+  bool is_packed = false;     // weights is blocked (packed, or adopted from a packed checkpoint)
   std::mutex mu;
   struct Primitive {
     dnnl::matmul matmul;
@@ -47,17 +65,10 @@ void OnednnMatmul::pack() {
   if (packed()) return;
   if (!s_->weights.get_data_handle()) throw Error("OnednnMatmul::pack: no weights to pack (they are passed per call)");
   try {
-    // The layout matmul wants for these weights, asked with format any for
-    // one row count: on AVX-512 it is BA16a64b for every row count (checked
-    // for 1-4000 rows on every v1 shape), so primitives for other row counts
-    // take the same copy and stay brgemm.
-    const dnnl::memory::desc src_md({256, s_->k}, dt::f32, tag::ab), dst_md({256, s_->n}, dt::f32, tag::ab);
-    const dnnl::memory::desc any_md({s_->k, s_->n}, dt::f32, tag::any);
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, any_md, dst_md), cpu_engine());
-    const dnnl::memory::desc blocked = pd.weights_desc();
+    const auto [blocked, brgemm] = preferred_weights(s_->n, s_->k);
     // Only brgemm (AVX-512 and up in oneDNN 2.6) has a blocked layout that
     // saves work; elsewhere the plain weights stay in use.
-    if (std::string(pd.impl_info_str()).rfind("brg", 0) != 0 || blocked == s_->weights.get_desc()) return;
+    if (!brgemm || blocked == s_->weights.get_desc()) return;
     LargeVector<float> buf((blocked.get_size() + sizeof(float) - 1) / sizeof(float));
     dnnl::memory dst(blocked, cpu_engine(), buf.data());
     dnnl::stream st(cpu_engine());
@@ -65,16 +76,55 @@ void OnednnMatmul::pack() {
     st.wait();
     s_->packed = std::move(buf);
     s_->weights = dnnl::memory(blocked, cpu_engine(), s_->packed.data());
+    s_->is_packed = true;
     s_->by_rows.clear();
   } catch (const dnnl::error& e) {
-    throw Error(std::string("oneDNN: packing a ") + std::to_string(s_->n) + "x" + std::to_string(s_->k) +
-                " weight matrix failed: " + e.what());
+    throw Error("oneDNN: packing a " + shape_text(s_->n, s_->k) + " weight matrix failed: " + e.what());
   }
 }
 
-bool OnednnMatmul::packed() const { return !s_->packed.empty(); }
+bool OnednnMatmul::packed() const { return s_->is_packed; }
 
-int64_t OnednnMatmul::packed_bytes() const { return int64_t(s_->packed.size() * sizeof(float)); }
+int64_t OnednnMatmul::packed_bytes() const { return packed() ? int64_t(s_->weights.get_desc().get_size()) : 0; }
+
+const float* OnednnMatmul::packed_data() const {
+  return packed() ? static_cast<const float*>(s_->weights.get_data_handle()) : nullptr;
+}
+
+int64_t OnednnMatmul::blocked_bytes(int64_t n, int64_t k) { return int64_t(blocked_desc(n, k).get_size()); }
+
+bool OnednnMatmul::blocked_is_native(int64_t n, int64_t k) {
+  try {
+    const auto [preferred, brgemm] = preferred_weights(n, k);
+    return brgemm && preferred == blocked_desc(n, k);
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+void OnednnMatmul::adopt_blocked(const float* blocked) {
+  if (!blocked_is_native(s_->n, s_->k))
+    throw Error("OnednnMatmul: this CPU's matmul does not read " + shape_text(s_->n, s_->k) + " weights in the " +
+                kBlockedLayout + " layout");
+  if (reinterpret_cast<uintptr_t>(blocked) % 64 != 0) throw Error("OnednnMatmul: blocked weights must be 64-byte aligned");
+  s_->packed = {};
+  s_->weights = dnnl::memory(blocked_desc(s_->n, s_->k), cpu_engine(), const_cast<float*>(blocked));
+  s_->is_packed = true;
+  s_->by_rows.clear();
+}
+
+void OnednnMatmul::unpack_blocked(const float* blocked, int64_t n, int64_t k, float* plain) {
+  try {
+    dnnl::memory src(blocked_desc(n, k), cpu_engine(), const_cast<float*>(blocked));
+    dnnl::memory dst(dnnl::memory::desc({k, n}, dt::f32, tag::ba), cpu_engine(), plain);
+    dnnl::stream st(cpu_engine());
+    dnnl::reorder(src, dst).execute(st, src, dst);
+    st.wait();
+  } catch (const dnnl::error& e) {
+    throw Error("oneDNN: unpacking a " + shape_text(n, k) + " weight matrix from " + kBlockedLayout +
+                " failed: " + e.what());
+  }
+}
 
 void OnednnMatmul::forward(const float* x, int64_t m, float* y, const float* w) const {
   if (m <= 0) return;

@@ -36,6 +36,25 @@ class OnednnMatmul {
   void pack();
   bool packed() const;
   int64_t packed_bytes() const;
+  // The blocked copy (packed() only): packed_bytes() bytes, for writing a
+  // packed checkpoint.
+  const float* packed_data() const;
+
+  // Packed checkpoints (`moss-codec pack`) store each matrix in the one
+  // blocked layout this class packs into, named here for the file format.
+  static constexpr const char* kBlockedLayout = "BA16a64b";
+  // Bytes of an (n x k) matrix in that layout (padded to whole 16 x 64 tiles).
+  static int64_t blocked_bytes(int64_t n, int64_t k);
+  // Whether this CPU's matmul reads an (n x k) matrix in that layout (brgemm
+  // on AVX-512), so that a stored blocked copy can be used where it lies.
+  static bool blocked_is_native(int64_t n, int64_t k);
+  // Uses `blocked` (blocked_bytes(n, k) bytes in that layout, 64-byte
+  // aligned; must outlive this) as the packed weights, copying nothing.
+  // Only where blocked_is_native; not thread-safe; call before any forward.
+  void adopt_blocked(const float* blocked);
+  // Writes the plain row-major (n x k) matrix held in `blocked` to `plain`:
+  // the exact values, on any CPU (a reorder, no arithmetic).
+  static void unpack_blocked(const float* blocked, int64_t n, int64_t k, float* plain);
 
  private:
   struct State;

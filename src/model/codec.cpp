@@ -146,7 +146,10 @@ Codec::WeightInfo Codec::weight_info() const {
     by_part(name, n, w.encoder_bytes, w.quantizer_bytes, w.decoder_bytes);
   w.file_bytes = impl_->weights->total_bytes();
   w.dtypes = impl_->weights->dtype_summary();
-  for (auto& [name, n] : impl_->weights->packed_bytes()) w.packed_bytes += n;
+  for (auto& [name, p] : impl_->weights->packed()) {
+    w.packed_bytes += p.bytes;
+    if (p.in_file) w.packed_in_file_bytes += p.bytes;
+  }
   return w;
 }
 

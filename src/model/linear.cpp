@@ -1,9 +1,11 @@
 #include "model/linear.h"
 
+#include <cstring>
 #include <vector>
 
 #include "kernels/few_row_gemm.h"
 #include "kernels/gemm.h"
+#include "moss_codec/error.h"
 
 namespace moss {
 
@@ -41,6 +43,34 @@ void Linear::pack(const WeightStore& store) {
   if (w_.is_borrowed()) store.release_pages(w_.data(), size_t(w_.numel()) * sizeof(float));
   w_ = FloatWeight{};
   packed_ = true;
+}
+
+Linear Linear::from_blocked(const TensorView& v, int64_t out, int64_t in, bool in_place) {
+  const int64_t need = OnednnMatmul::blocked_bytes(out, in);
+  if (int64_t(v.nbytes) != need)
+    throw Error(v.file + ": tensor '" + v.name + "' holds " + std::to_string(v.nbytes) + " bytes, but a " +
+                std::to_string(out) + "x" + std::to_string(in) + " matrix in oneDNN's " + OnednnMatmul::kBlockedLayout +
+                " layout takes " + std::to_string(need));
+  Linear l;
+  l.out_ = out;
+  l.in_ = in;
+  if (!v.data) return l;
+  const auto* blocked = reinterpret_cast<const float*>(v.data);
+  if (in_place && reinterpret_cast<uintptr_t>(blocked) % 64 == 0 && OnednnMatmul::blocked_is_native(out, in)) {
+    l.matmul_ = std::make_unique<OnednnMatmul>(nullptr, out, in);
+    l.matmul_->adopt_blocked(blocked);
+    l.packed_ = l.in_file_ = true;
+    return l;
+  }
+  LargeVector<float> aligned;  // a hostile file may misalign a tensor
+  if (reinterpret_cast<uintptr_t>(blocked) % alignof(float) != 0) {
+    aligned.resize(v.nbytes / sizeof(float));
+    std::memcpy(aligned.data(), v.data, v.nbytes);
+    blocked = aligned.data();
+  }
+  LargeVector<float> plain(size_t(out * in));
+  OnednnMatmul::unpack_blocked(blocked, out, in, plain.data());
+  return Linear(FloatWeight::owned(std::move(plain), {out, in}));
 }
 
 void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) const {

@@ -31,6 +31,17 @@ class Linear {
   void pack(const WeightStore& store);
   bool packed() const { return packed_; }
   int64_t packed_bytes() const { return packed_ ? matmul_->packed_bytes() : 0; }
+  const float* packed_data() const { return packed_ ? matmul_->packed_data() : nullptr; }
+
+  // A matrix (out, in) stored blocked in a packed checkpoint (the tensor
+  // WeightStore::take_blocked returned; its data must outlive this). Where
+  // this CPU's matmul reads that layout and the data is 64-byte aligned it
+  // is used where it lies, copying nothing (packed(), in_file()); elsewhere,
+  // or when !in_place, it is unpacked to plain float32 (exact values), as if
+  // the checkpoint were plain. A tensor of the wrong size is an error naming
+  // it. Null data (validating only) gives an absent layer.
+  static Linear from_blocked(const TensorView& v, int64_t out, int64_t in, bool in_place = true);
+  bool in_file() const { return in_file_; }
 
   // y[rows x out] = x[rows x in] W^T + b (added to y when accumulate).
   void forward(const float* x, int64_t rows, float* y, bool accumulate = false) const;
@@ -40,7 +51,8 @@ class Linear {
   HalfMatrix half_;                       // data set: the weights are these, w_ is empty
   std::unique_ptr<OnednnMatmul> matmul_;  // oneDNN matmul on the same weights (many rows)
   int64_t in_ = 0, out_ = 0;
-  bool packed_ = false;  // matmul_ holds the only copy of the weights
+  bool packed_ = false;   // matmul_ holds the only copy of the weights
+  bool in_file_ = false;  // ... and that copy is a packed checkpoint's mapped tensor
 
   void forward_half(const float* x, int64_t rows, float* y, bool accumulate) const;
 };

@@ -203,6 +203,18 @@ class Api(unittest.TestCase):
         np.testing.assert_array_equal(a.codes, b.codes)
         np.testing.assert_array_equal(plain.decode(a.codes).audio, packed.decode(a.codes).audio)
 
+    def test_save_packed_needs_packed_matrices(self):
+        # The fixtures' matrices are too small to pack (the C++ tests write and
+        # load packed checkpoints of wider ones): the refusal names the cause,
+        # and nothing is written.
+        info = self.codec.weight_info()
+        self.assertEqual(info["packed_bytes"], 0)
+        self.assertGreater(info["parameters"], 0)
+        with tempfile.TemporaryDirectory() as d:
+            with self.assertRaisesRegex(Exception, "no matrix is packed"):
+                self.codec.save_packed(os.path.join(d, "packed"))
+            self.assertFalse(os.path.exists(os.path.join(d, "packed", "model.safetensors")))
+
     def test_shapes_dtypes_and_layouts_agree(self):
         a = self.audio(50)
         r = self.codec.encode(a)
