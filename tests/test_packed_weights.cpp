@@ -148,7 +148,6 @@ TEST(PackedCheckpoint, LoadsMappedInPlaceAndEqualsThePlainCheckpoint) {
   EXPECT_EQ(wi.packed_bytes, wk.packed_bytes);
   EXPECT_EQ(wi.packed_in_file_bytes, wi.packed_bytes) << "every blocked matrix is used where it lies";
   EXPECT_EQ(wk.packed_in_file_bytes, 0);
-  // Widths of 256 and 1024 fill whole 16 x 64 tiles: no padding, the same count.
   EXPECT_EQ(wi.encoder_parameters + wi.decoder_parameters + wi.quantizer_parameters,
             wk.encoder_parameters + wk.decoder_parameters + wk.quantizer_parameters);
 

@@ -56,7 +56,8 @@ struct LoadOptions {
   // where first touch of new memory is slow; the copy itself runs at ~9
   // GB/s). The mapped plain pages are dropped, so memory stays about the
   // float32 weights. Without AVX-512 (no blocked oneDNN kernel) it changes
-  // nothing.
+  // nothing. save_packed() writes the copy to disk: loading that checkpoint
+  // maps it instead (no copy, no option needed).
   bool pack_weights = false;
 };
 

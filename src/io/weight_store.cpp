@@ -174,7 +174,7 @@ MatrixWeight WeightStore::take_matrix(const std::string& name, const std::vector
   return {FloatWeight{}, HalfMatrix{p, format, shape}};
 }
 
-std::optional<TensorView> WeightStore::take_blocked(const std::string& name) {
+std::optional<TensorView> WeightStore::take_blocked(const std::string& name, const std::vector<int64_t>& shape) {
   const std::string stored = name + kBlockedSuffix;
   auto it = index_.find(stored);
   if (it == index_.end()) return std::nullopt;
@@ -185,6 +185,7 @@ std::optional<TensorView> WeightStore::take_blocked(const std::string& name) {
     throw Error(v.file + ": tensor '" + stored + "' must be 1-D F32 (a matrix in oneDNN's blocked layout), got " +
                 to_string(v.dtype) + " " + shape_to_string(v.shape));
   taken_.insert(stored);
+  blocked_elements_[stored] = BasicTensor<float>::count(shape);
   if (validate_only_) {
     TensorView shape_only = v;
     shape_only.data = nullptr;
@@ -276,7 +277,10 @@ int64_t WeightStore::total_bytes() const {
 
 std::map<std::string, int64_t> WeightStore::element_counts() const {
   std::map<std::string, int64_t> out;
-  for (auto& [name, v] : index_) out[name] = v->numel();
+  for (auto& [name, v] : index_) {
+    auto b = blocked_elements_.find(name);
+    out[name] = b == blocked_elements_.end() ? v->numel() : b->second;
+  }
   return out;
 }
 

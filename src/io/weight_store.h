@@ -81,9 +81,10 @@ class WeightStore {
   // layout are the model's to check). take_blocked takes it when present
   // (checked finite, marked used; data null while validating only) and
   // returns null when the matrix is stored plain; both forms at once is an
-  // error naming the file.
+  // error naming the file. `shape` (out, in) is what element_counts reports
+  // for it (the stored tensor holds padding where the tiles overhang).
   static constexpr const char* kBlockedSuffix = ".onednn_BA16a64b";
-  std::optional<TensorView> take_blocked(const std::string& name);
+  std::optional<TensorView> take_blocked(const std::string& name, const std::vector<int64_t>& shape);
   // Takes `prefix`.weight, merging weight-norm halves (original0/original1 or
   // weight_g/weight_v) into W = g * v / ||v|| when that is how it is stored.
   // `shape` is the merged weight's shape (out, in, 1).
@@ -136,7 +137,8 @@ class WeightStore {
   // How the files' mappings sit in memory now (resident, in 2 MiB pages).
   PageResidency residency() const;
   int64_t total_bytes() const;
-  // Elements of every stored tensor, by name.
+  // Elements of every stored tensor, by name (a blocked matrix taken: its
+  // matrix's, without the padding).
   std::map<std::string, int64_t> element_counts() const;
   // Dtype of the first float tensor (for reports).
   std::string dtype_summary() const;
@@ -152,6 +154,7 @@ class WeightStore {
   bool keep_half_ = true;
   bool pack_matrices_ = false;
   std::map<std::string, Packed> packed_;
+  std::map<std::string, int64_t> blocked_elements_;  // by stored name, for element_counts
 
   FloatWeight checked(FloatWeight w, const TensorView& v) const;
 };

@@ -10,7 +10,9 @@
 // offline (10 s encode 2.39 s against 2.52 s) for an 11.7 s load that copies
 // the weights; on Zen 5 the products alone ran 10-20% faster (356-386
 // GFLOP/s), but a copy doubles what a load costs and the streaming kernels
-// read the plain layout, so the weights stay in place.
+// read the plain layout, so the weights stay in place by default; pack() is
+// the opt-in copy, and adopt_blocked() reads a packed checkpoint's blocked
+// tensors where they are mapped.
 #include <cstdint>
 #include <memory>
 

@@ -22,7 +22,7 @@ std::string first_present(const WeightStore& store, const std::vector<std::strin
 // (used in place where this CPU reads that layout), or plain, then packed
 // for oneDNN when the store says so.
 Linear matrix(WeightStore& store, const std::string& name, const std::vector<int64_t>& shape) {
-  std::optional<TensorView> blocked = store.take_blocked(name);
+  std::optional<TensorView> blocked = store.take_blocked(name, shape);
   Linear l = blocked ? Linear::from_blocked(*blocked, shape.at(0), shape.at(1)) : Linear(store.take_matrix(name, shape));
   if (store.pack_matrices()) l.pack(store);
   if (l.packed()) store.note_packed(name, {l.packed_data(), l.packed_bytes(), shape, l.in_file()});
