@@ -24,6 +24,8 @@ std::string first_present(const WeightStore& store, const std::vector<std::strin
 Linear matrix(WeightStore& store, const std::string& name, const std::vector<int64_t>& shape) {
   std::optional<TensorView> blocked = store.take_blocked(name, shape);
   Linear l = blocked ? Linear::from_blocked(*blocked, shape.at(0), shape.at(1)) : Linear(store.take_matrix(name, shape));
+  // Unpacked (a CPU without that layout): the mapped blocked pages are unused.
+  if (blocked && blocked->data && !l.in_file()) store.release_pages(blocked->data, blocked->nbytes);
   if (store.pack_matrices()) l.pack(store);
   if (l.packed()) store.note_packed(name, {l.packed_data(), l.packed_bytes(), shape, l.in_file()});
   return l;
