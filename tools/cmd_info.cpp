@@ -71,10 +71,10 @@ Runner add_info(CLI::App& app, const Common& common) {
               << w.quantizer_parameters / 1e6 << " M, decoder " << w.decoder_parameters / 1e6 << " M, total "
               << params / 1e6 << " M\n"
               << "weights     " << w.dtypes << ", " << w.file_bytes / 1e6 << " MB on disk; " << memory / 1e6
-              << (w.packed_in_file_bytes ? " MB in memory (" + std::to_string(w.packed_bytes / 1000000) +
-                                                 " MB of matrices in oneDNN's blocked layout, mapped from the packed checkpoint)\n"
-                  : w.packed_bytes ? " MB in memory (" + std::to_string(w.packed_bytes / 1000000) +
-                                         " MB of matrices packed for oneDNN, --pack-weights)\n"
+              << (w.packed_bytes ? " MB in memory (" + std::to_string(w.packed_bytes / 1000000) +
+                                         (w.packed_in_file_bytes
+                                              ? " MB of matrices in oneDNN's blocked layout, mapped from the packed checkpoint)\n"
+                                              : " MB of matrices packed for oneDNN, --pack-weights)\n")
                                  : std::string(" MB in memory (F32 files are mapped, not copied; bf16/f16 matrices are used in place)\n"))
               << "mapping     " << residency_line(residency) << "\n"
               << std::setprecision(0) << "bitrate    ";

@@ -42,6 +42,12 @@ FloatWeight FloatWeight::converted(const TensorView& v, std::vector<int64_t> sha
   return owned(float_values(v), std::move(shape));
 }
 
+FloatWeight FloatWeight::from_view(const TensorView& v, std::vector<int64_t> shape) {
+  if (v.dtype == DType::F32 && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0)
+    return borrowed(reinterpret_cast<const float*>(v.data), std::move(shape));
+  return converted(v, std::move(shape));
+}
+
 int64_t FloatWeight::numel() const { return BasicTensor<float>::count(shape_); }
 
 namespace {
@@ -152,9 +158,7 @@ FloatWeight WeightStore::take(const std::string& name, const std::vector<int64_t
   taken_.insert(name);
   if (validate_only_) return FloatWeight::borrowed(nullptr, shape);
   held_bytes_[name] = v.numel() * 4;
-  if (v.dtype == DType::F32 && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0)
-    return checked(FloatWeight::borrowed(reinterpret_cast<const float*>(v.data), shape), v);
-  return checked(FloatWeight::converted(v, shape), v);
+  return checked(FloatWeight::from_view(v, shape), v);
 }
 
 MatrixWeight WeightStore::take_matrix(const std::string& name, const std::vector<int64_t>& shape) {
@@ -191,13 +195,7 @@ std::optional<TensorView> WeightStore::take_blocked(const std::string& name, con
     shape_only.data = nullptr;
     return shape_only;
   }
-  if (check_finite_ && reinterpret_cast<uintptr_t>(v.data) % alignof(float) == 0) {
-    const auto* p = reinterpret_cast<const float*>(v.data);
-    const int64_t n = v.numel(), bad = first_non_finite(p, n);
-    if (bad < n) non_finite_error(v, bad, p[bad]);
-  } else if (check_finite_) {
-    checked(FloatWeight::converted(v, v.shape), v);
-  }
+  if (check_finite_) checked(FloatWeight::from_view(v, v.shape), v);
   return v;
 }
 

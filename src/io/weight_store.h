@@ -33,6 +33,8 @@ class FloatWeight {
   static FloatWeight owned(LargeVector<float> values, std::vector<int64_t> shape);
   // An owned float32 copy of any float tensor.
   static FloatWeight converted(const TensorView& v, std::vector<int64_t> shape);
+  // borrowed() when v holds aligned F32, else converted().
+  static FloatWeight from_view(const TensorView& v, std::vector<int64_t> shape);
 
   const float* data() const { return ptr_; }
   const std::vector<int64_t>& shape() const { return shape_; }

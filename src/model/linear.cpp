@@ -1,6 +1,5 @@
 #include "model/linear.h"
 
-#include <cstring>
 #include <vector>
 
 #include "kernels/few_row_gemm.h"
@@ -55,21 +54,16 @@ Linear Linear::from_blocked(const TensorView& v, int64_t out, int64_t in, bool i
   l.out_ = out;
   l.in_ = in;
   if (!v.data) return l;
-  const auto* blocked = reinterpret_cast<const float*>(v.data);
-  if (in_place && reinterpret_cast<uintptr_t>(blocked) % 64 == 0 && OnednnMatmul::blocked_is_native(out, in)) {
+  if (in_place && reinterpret_cast<uintptr_t>(v.data) % 64 == 0 && OnednnMatmul::blocked_is_native(out, in)) {
     l.matmul_ = std::make_unique<OnednnMatmul>(nullptr, out, in);
-    l.matmul_->adopt_blocked(blocked);
+    l.matmul_->adopt_blocked(reinterpret_cast<const float*>(v.data));
     l.packed_ = l.in_file_ = true;
     return l;
   }
-  LargeVector<float> aligned;  // a hostile file may misalign a tensor
-  if (reinterpret_cast<uintptr_t>(blocked) % alignof(float) != 0) {
-    aligned.resize(v.nbytes / sizeof(float));
-    std::memcpy(aligned.data(), v.data, v.nbytes);
-    blocked = aligned.data();
-  }
+  // In place, or a float-aligned copy where a hostile file misaligned it.
+  const FloatWeight blocked = FloatWeight::from_view(v, v.shape);
   LargeVector<float> plain(size_t(out * in));
-  OnednnMatmul::unpack_blocked(blocked, out, in, plain.data());
+  OnednnMatmul::unpack_blocked(blocked.data(), out, in, plain.data());
   return Linear(FloatWeight::owned(std::move(plain), {out, in}));
 }
 

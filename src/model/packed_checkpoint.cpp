@@ -3,7 +3,7 @@
 // copying every matrix into fresh memory (LoadOptions::pack_weights).
 #include <unistd.h>
 
-#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,10 +17,6 @@ namespace moss {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Blocked tiles are 16 x 64 floats, so every blocked tensor is a whole number
 // of 4 KiB pages: with the data section page-aligned and the blocked tensors
@@ -53,6 +49,7 @@ void Codec::save_packed(const fs::path& dir, bool overwrite) const {
 
   std::vector<TensorSource> tensors;
   const std::string suffix = WeightStore::kBlockedSuffix;
+  std::set<std::string> replaced;  // stored names of the packed matrices, plain or blocked
   for (auto& [name, p] : packed) {
     const int64_t out = p.shape.at(0), in = p.shape.at(1);
     if (!OnednnMatmul::blocked_is_native(out, in) || p.bytes != OnednnMatmul::blocked_bytes(out, in))
@@ -60,12 +57,10 @@ void Codec::save_packed(const fs::path& dir, bool overwrite) const {
                   " matrix '" + name + "' into another layout than " + OnednnMatmul::kBlockedLayout +
                   "; a packed checkpoint cannot be written here");
     tensors.push_back({name + suffix, DType::F32, {p.bytes / int64_t(sizeof(float))}, p.data, size_t(p.bytes)});
+    replaced.insert({name, name + suffix});
   }
-  for (auto& [name, v] : store.tensors()) {
-    if (packed.count(name)) continue;  // written blocked above
-    if (ends_with(name, suffix) && packed.count(name.substr(0, name.size() - suffix.size()))) continue;
-    tensors.push_back({name, v->dtype, v->shape, v->data, v->nbytes});
-  }
+  for (auto& [name, v] : store.tensors())
+    if (!replaced.count(name)) tensors.push_back({name, v->dtype, v->shape, v->data, v->nbytes});
   // Beside the target, then renamed: a failure never leaves a torn file, and
   // an existing checkpoint there stays whole until the new one is complete.
   const fs::path tmp = weights.string() + ".tmp-" + std::to_string(::getpid());
