@@ -1,8 +1,11 @@
 // Fuzz target: the audio-file path (libsndfile read, finiteness check, soxr
-// resampling and the channel mapping into a stereo and a mono model).
+// resampling and the channel mapping into a stereo and a mono model), whole
+// and piece by piece; the two must agree bit for bit.
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -34,7 +37,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     moss::Audio a = moss::read_audio(file);
     if (a.frames() > 1 << 20) return 0;  // keep each run fast
     moss::to_model_input(a, mono);
-    moss::to_model_input(a, stereo);
+    const moss::Tensor whole = moss::to_model_input(a, stereo);
+    // The streaming reader (what the CLI's encode uses) on the same file.
+    moss::ModelInputReader reader(file, stereo);
+    size_t at = 0;
+    const size_t N = size_t(whole.dim(2));
+    for (;;) {
+      const moss::Tensor piece = reader.read(777);
+      const size_t n = size_t(piece.dim(1));
+      if (n == 0) break;
+      if (at + n > N) std::abort();
+      for (size_t c = 0; c < 2; ++c)
+        if (std::memcmp(piece.data.data() + c * n, whole.data.data() + c * N + at, n * sizeof(float)) != 0) std::abort();
+      at += n;
+    }
+    if (at != N) std::abort();
   } catch (const moss::Error&) {
   }
   return 0;

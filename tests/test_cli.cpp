@@ -86,6 +86,37 @@ TEST_F(Cli, EncodeDecodeRoundtripAndLayouts) {
   EXPECT_NE(r.out.find("rt.wav"), std::string::npos);
 }
 
+TEST_F(Cli, EncodeReadsLongFilesPieceByPieceWithTheSameCodes) {
+  // 44.1 kHz stereo: the CLI reads, resamples and downmixes as it encodes;
+  // every push size gives the library's offline codes of the whole file.
+  write_audio(dir_ / "long.wav", sine(2, 44100 * 3 + 101, 44100, 300.0), 44100, SampleFormat::Float32);
+  auto codec = Codec::load(model_);
+  EncodeResult lib = codec->encode(to_model_input(read_audio(dir_ / "long.wav"), codec->config()));
+  const int64_t T = 37;  // whole 80 ms frames in 3.0023 s; the CLI drops the partial one
+  ASSERT_GE(lib.codes.dim(2), T);
+  for (const char* chunk : {"", " --chunk-duration 0.08", " --chunk-duration 0.24"}) {
+    SCOPED_TRACE(chunk);
+    CliRun r = cli(std::string("encode long.wav -o long.npy --force") + chunk + m(), dir_);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("codes (32, 37)"), std::string::npos) << r.out;
+    CodeTensor codes = read_npy_codes(dir_ / "long.npy");
+    ASSERT_EQ(codes.shape, (std::vector<int64_t>{32, T}));
+    for (int64_t q = 0; q < 32; ++q)
+      ASSERT_EQ(std::vector<int32_t>(codes.data.begin() + q * T, codes.data.begin() + (q + 1) * T),
+                std::vector<int32_t>(lib.codes.data.begin() + q * lib.codes.dim(2),
+                                     lib.codes.data.begin() + q * lib.codes.dim(2) + T))
+          << "codebook " << q;
+  }
+  // A bad sample late in the file fails the command and leaves no output.
+  Tensor x = sine(1, 24000 * 3, 24000, 300.0);
+  x.data[24000 * 2 + 5] = NAN;
+  write_audio(dir_ / "late-nan.wav", x, 24000, SampleFormat::Float32);
+  CliRun r = cli("encode late-nan.wav -o late.npy" + m(), dir_);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("late-nan.wav: sample 48005 is not finite"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "late.npy"));
+}
+
 TEST_F(Cli, StreamedDecodeToStdoutAndFile) {
   ASSERT_EQ(cli("encode speech.wav -o codes.npy" + m(), dir_).code, 0);
   CliRun r = cli("decode codes.npy -o - --stream --chunk-frames 2" + m(), dir_);

@@ -20,26 +20,31 @@ std::shared_ptr<const Codec> load_model(const Common& c, Parts parts) {
   }
 }
 
-CodeTensor encode_audio(const std::shared_ptr<const Codec>& codec, const Tensor& audio, std::optional<int> nq,
+CodeTensor encode_audio(const std::shared_ptr<const Codec>& codec, ModelInputReader& input, std::optional<int> nq,
                         int64_t push, const Common& common) {
   EncoderStream stream(codec, nq);
-  const int64_t C = audio.dim(1), N = audio.dim(2);
   std::vector<std::vector<int32_t>> rows;
   Progress progress("encode", !common.quiet);
-  for (int64_t at = 0; at < N; at += push) {
-    const int64_t n = std::min(push, N - at);
-    EncodedChunk chunk = stream.push(columns(audio.data, C, N, at, n));
+  for (;;) {
+    const Tensor piece = input.read(push);
+    if (piece.dim(1) == 0) break;
+    EncodedChunk chunk = stream.push(piece);
     const int64_t k = chunk.codes.dim(1);
     rows.resize(size_t(chunk.codes.dim(0)));
     for (size_t i = 0; i < rows.size(); ++i)
       rows[i].insert(rows[i].end(), chunk.codes.data.begin() + int64_t(i) * k, chunk.codes.data.begin() + int64_t(i + 1) * k);
-    progress.update(double(at + n) / double(N));
+    if (input.expected_frames() > 0)
+      progress.update(std::min(1.0, double(input.frames_read()) / double(input.expected_frames())));
   }
   progress.done();
   const int64_t nqv = int64_t(rows.size()), T = rows.empty() ? 0 : int64_t(rows[0].size());
   CodeTensor codes({nqv, T});
   for (int64_t i = 0; i < nqv; ++i) std::copy(rows[size_t(i)].begin(), rows[size_t(i)].end(), codes.data.begin() + i * T);
   return codes;
+}
+
+int64_t default_push_samples(const CodecConfig& cfg) {
+  return int64_t(10 * cfg.frame_rate() + 0.5) * cfg.downsample_rate;
 }
 
 static void write_codes_json(const fs::path& path, const CodeTensor& codes, const CodecConfig& cfg) {
@@ -79,12 +84,13 @@ Runner add_encode(CLI::App& app, const Common& common) {
     auto t0 = std::chrono::steady_clock::now();
     auto codec = load_model(common, Parts::Encoder);
     const double load_s = seconds_since(t0);
-    Tensor audio;
+    std::unique_ptr<ModelInputReader> input;
     int64_t push;
     try {
-      audio = to_model_input(read_audio(a->input), codec->config());
-      const CodecConfig& cfg = codec->config();
-      push = a->chunk ? chunk_samples(cfg, *a->chunk) : int64_t(10 * cfg.frame_rate() + 0.5) * cfg.downsample_rate;
+      // The file is read as it is encoded, so an hour costs no more memory
+      // than ten seconds; a bad header still fails before anything is written.
+      input = std::make_unique<ModelInputReader>(a->input, codec->config());
+      push = a->chunk ? chunk_samples(codec->config(), *a->chunk) : default_push_samples(codec->config());
     } catch (const Error& e) {
       throw CliError{kBadInput, e.what()};
     }
@@ -92,7 +98,7 @@ Runner add_encode(CLI::App& app, const Common& common) {
     t0 = std::chrono::steady_clock::now();
     CodeTensor codes;
     try {
-      codes = encode_audio(codec, audio, a->nq, push, common);
+      codes = encode_audio(codec, *input, a->nq, push, common);
     } catch (const Error& e) {
       throw CliError{kBadInput, e.what()};
     }
@@ -104,7 +110,7 @@ Runner add_encode(CLI::App& app, const Common& common) {
       throw CliError{kOutputError, e.what()};
     }
     out.commit();
-    const double seconds = double(audio.dim(2)) / codec->config().sampling_rate;
+    const double seconds = double(input->frames_read()) / codec->config().sampling_rate;
     if (common.json)
       print_json({{"command", "encode"}, {"input", a->input}, {"output", a->output}, {"codes_shape", codes.shape},
                   {"audio_seconds", seconds}, {"load_seconds", load_s}, {"encode_seconds", enc_s}});

@@ -27,9 +27,9 @@ Runner add_roundtrip(CLI::App& app, const Common& common) {
     auto codec = load_model(common);
     const double load_s = seconds_since(t0);
     const CodecConfig& cfg = codec->config();
-    Tensor audio;
+    std::unique_ptr<ModelInputReader> input;
     try {
-      audio = to_model_input(read_audio(a->input), cfg);
+      input = std::make_unique<ModelInputReader>(a->input, cfg);
     } catch (const Error& e) {
       throw CliError{kBadInput, e.what()};
     }
@@ -38,7 +38,7 @@ Runner add_roundtrip(CLI::App& app, const Common& common) {
     t0 = std::chrono::steady_clock::now();
     CodeTensor codes;
     try {
-      codes = encode_audio(codec, audio, a->nq, int64_t(10 * cfg.frame_rate() + 0.5) * cfg.downsample_rate, common);
+      codes = encode_audio(codec, *input, a->nq, default_push_samples(cfg), common);
     } catch (const Error& e) {
       throw CliError{kBadInput, e.what()};
     }
@@ -46,7 +46,7 @@ Runner add_roundtrip(CLI::App& app, const Common& common) {
     t0 = std::chrono::steady_clock::now();
     CodeTensor canon({codes.dim(0), 1, codes.dim(1)}, codes.data);
     const int64_t n = decode_to_output(codec, canon, a->output, {a->input}, a->pcm16, 250, common);
-    const double dec_s = seconds_since(t0), audio_s = double(audio.dim(2)) / cfg.sampling_rate;
+    const double dec_s = seconds_since(t0), audio_s = double(input->frames_read()) / cfg.sampling_rate;
     if (common.json)
       print_json({{"command", "roundtrip"}, {"input", a->input}, {"output", a->output}, {"codes_shape", codes.shape},
                   {"audio_seconds", audio_s}, {"load_seconds", load_s}, {"encode_seconds", enc_s}, {"decode_seconds", dec_s}});

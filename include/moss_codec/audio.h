@@ -4,6 +4,7 @@
 // that turns any recording into model input.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,56 @@ Audio resample(const Audio& in, int target_rate);
 // Mono models average the channels; multi-channel models duplicate mono and
 // keep the first `channels` of more. Returns (1, C, T) at the model rate.
 Tensor to_model_input(const Audio& audio, const CodecConfig& config);
+
+// An audio file read block by block, with read_audio's checks, for
+// recordings too long to hold in memory. Throws moss::Error naming the file.
+class AudioReader {
+ public:
+  explicit AudioReader(const std::filesystem::path& path);
+  ~AudioReader();
+  AudioReader(const AudioReader&) = delete;
+  AudioReader& operator=(const AudioReader&) = delete;
+  int sample_rate() const { return rate_; }
+  int channels() const { return channels_; }
+  // The frame count the header declares (approximate for some formats).
+  int64_t declared_frames() const { return declared_; }
+  // Appends up to max_frames interleaved frames to `samples` and returns how
+  // many; 0 at the end. Throws on a read error, a sample that is not finite,
+  // or a file that holds no samples at all.
+  int64_t read(std::vector<float>& samples, int64_t max_frames);
+
+ private:
+  void* handle_ = nullptr;  // SNDFILE*
+  std::filesystem::path path_;
+  int rate_ = 0, channels_ = 0;
+  int64_t declared_ = 0, frames_read_ = 0;
+};
+
+class StreamResampler;
+
+// to_model_input(read_audio(path), config) one piece at a time: the same
+// samples bit for bit, with memory bounded by the piece instead of the file.
+class ModelInputReader {
+ public:
+  ModelInputReader(const std::filesystem::path& path, const CodecConfig& config);
+  ~ModelInputReader();
+  ModelInputReader(const ModelInputReader&) = delete;
+  ModelInputReader& operator=(const ModelInputReader&) = delete;
+  // The next (C, n) piece at the model rate: n == max_frames until the last
+  // piece, n == 0 once the file is exhausted.
+  Tensor read(int64_t max_frames);
+  // Model-rate frames returned so far, and the total the header promises.
+  int64_t frames_read() const { return frames_read_; }
+  int64_t expected_frames() const { return expected_; }
+
+ private:
+  AudioReader file_;
+  std::unique_ptr<StreamResampler> resampler_;
+  int64_t channels_;
+  std::vector<float> block_, pending_;  // file frames; resampled frames not yet returned
+  bool file_done_ = false;
+  int64_t frames_read_ = 0, expected_ = 0;
+};
 
 enum class SampleFormat { Float32, Pcm16 };
 

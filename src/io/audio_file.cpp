@@ -1,5 +1,4 @@
 #include <sndfile.h>
-#include <soxr.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +11,7 @@ namespace moss {
 
 namespace fs = std::filesystem;
 
-Audio read_audio(const fs::path& path) {
+AudioReader::AudioReader(const fs::path& path) : path_(path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw Error(path.string() + ": no such audio file");
   SF_INFO info{};
@@ -27,66 +26,47 @@ Audio read_audio(const fs::path& path) {
                 std::to_string(info.samplerate) + " Hz; accepted: 1..64 channels, " + std::to_string(kMinSampleRate) +
                 ".." + std::to_string(kMaxSampleRate) + " Hz)");
   }
+  handle_ = f;
+  rate_ = info.samplerate;
+  channels_ = info.channels;
+  declared_ = info.frames;
+}
+
+AudioReader::~AudioReader() {
+  if (handle_) sf_close(static_cast<SNDFILE*>(handle_));
+}
+
+int64_t AudioReader::read(std::vector<float>& samples, int64_t max_frames) {
+  if (!handle_ || max_frames <= 0) return 0;
+  auto* f = static_cast<SNDFILE*>(handle_);
+  const size_t at = samples.size(), C = size_t(channels_);
+  samples.resize(at + size_t(max_frames) * C);
+  // Some formats (MP3, Ogg) report no exact frame count: read until empty.
+  const sf_count_t got = std::max<sf_count_t>(sf_readf_float(f, samples.data() + at, max_frames), 0);
+  samples.resize(at + size_t(got) * C);
+  if (got == 0) {
+    const int err = sf_error(f);
+    sf_close(f);
+    handle_ = nullptr;
+    if (err != SF_ERR_NO_ERROR) throw Error(path_.string() + ": error while reading audio: " + sf_error_number(err));
+    if (frames_read_ == 0) throw Error(path_.string() + ": the audio file holds no samples");
+    return 0;
+  }
+  for (size_t i = at; i < samples.size(); ++i)
+    if (!std::isfinite(samples[i]))
+      throw Error(path_.string() + ": sample " + std::to_string(size_t(frames_read_) + (i - at) / C) + " is not finite");
+  frames_read_ += got;
+  return got;
+}
+
+Audio read_audio(const fs::path& path) {
+  AudioReader reader(path);
   Audio a;
-  a.sample_rate = info.samplerate;
-  a.channels = info.channels;
-  // Read in blocks: some formats (MP3, Ogg) report no exact frame count.
-  std::vector<float> block(size_t(4096 * info.channels));
-  for (;;) {
-    sf_count_t got = sf_readf_float(f, block.data(), 4096);
-    if (got <= 0) break;
-    a.samples.insert(a.samples.end(), block.begin(), block.begin() + got * info.channels);
+  a.sample_rate = reader.sample_rate();
+  a.channels = reader.channels();
+  while (reader.read(a.samples, 4096) > 0) {
   }
-  const int err = sf_error(f);
-  sf_close(f);
-  if (err != SF_ERR_NO_ERROR) throw Error(path.string() + ": error while reading audio: " + sf_error_number(err));
-  if (a.samples.empty()) throw Error(path.string() + ": the audio file holds no samples");
-  for (size_t i = 0; i < a.samples.size(); ++i)
-    if (!std::isfinite(a.samples[i]))
-      throw Error(path.string() + ": sample " + std::to_string(i / size_t(a.channels)) + " is not finite");
   return a;
-}
-
-Audio resample(const Audio& in, int target_rate) {
-  if (in.sample_rate == target_rate) return in;
-  // Model rates may be tiny (test checkpoints run at 24 Hz); files are held
-  // to kMinSampleRate by read_audio. Neither may exceed kMaxSampleRate.
-  for (int rate : {in.sample_rate, target_rate})
-    if (rate < 1 || rate > kMaxSampleRate)
-      throw Error("resample: sample rate " + std::to_string(rate) + " Hz is outside 1.." + std::to_string(kMaxSampleRate) +
-                  " Hz");
-  Audio out;
-  out.sample_rate = target_rate;
-  out.channels = in.channels;
-  const double ratio = double(target_rate) / in.sample_rate;
-  const size_t out_frames = size_t(std::llround(double(in.frames()) * ratio));
-  out.samples.resize(out_frames * size_t(in.channels));
-  if (out_frames == 0) return out;  // soxr must not be asked for nothing
-  soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-  soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
-  size_t done = 0;
-  soxr_error_t err = soxr_oneshot(in.sample_rate, target_rate, unsigned(in.channels), in.samples.data(), size_t(in.frames()),
-                                  nullptr, out.samples.data(), out_frames, &done, &io, &q, nullptr);
-  if (err) throw Error(std::string("resampling failed: ") + err);
-  out.samples.resize(done * size_t(in.channels));
-  return out;
-}
-
-Tensor to_model_input(const Audio& audio, const CodecConfig& config) {
-  const Audio a = resample(audio, config.sampling_rate);
-  const int64_t C = config.channels(), N = a.frames(), inC = a.channels;
-  Tensor t({1, C, N});
-  for (int64_t n = 0; n < N; ++n) {
-    const float* frame = a.samples.data() + n * inC;
-    if (C == 1) {
-      double sum = 0;
-      for (int64_t c = 0; c < inC; ++c) sum += frame[c];
-      t.data[size_t(n)] = float(sum / double(inC));
-    } else {
-      for (int64_t c = 0; c < C; ++c) t.data[size_t(c * N + n)] = inC == 1 ? frame[0] : frame[std::min(c, inC - 1)];
-    }
-  }
-  return t;
 }
 
 namespace {
