@@ -11,6 +11,7 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -201,6 +202,14 @@ auto convert_list(const py::list& list, const std::string& what, Convert convert
 
 struct PyCodec {
   std::shared_ptr<const moss::Codec> codec;
+};
+
+// A file read as model input piece by piece (ModelInputReader), one call at a
+// time: iterating from several threads takes turns.
+struct PyAudioPieces {
+  moss::ModelInputReader reader;
+  int64_t piece;
+  std::mutex lock;
 };
 
 py::tuple chunk_to_python(moss::EncodedChunk&& c) {
@@ -440,12 +449,43 @@ PYBIND11_MODULE(moss_codec, m) {
           },
           py::arg("path"),
           "Reads an audio file as this model's input (1, C, T): resampled to sampling_rate, channels mapped.")
+      .def(
+          "read_audio_pieces",
+          [](const PyCodec& c, const std::filesystem::path& path, double seconds) {
+            const auto& cfg = c.codec->config();
+            const int64_t piece = std::llround(seconds * cfg.sampling_rate);
+            if (!(seconds > 0) || !std::isfinite(seconds) || piece < 1)
+              throw Error("seconds must be > 0 and at least one sample, got " + std::to_string(seconds));
+            return without_gil([&] { return new PyAudioPieces{moss::ModelInputReader(path, cfg), piece, {}}; });
+          },
+          py::arg("path"), py::arg("seconds") = 10.0,
+          "Reads an audio file as this model's input piece by piece: an iterator of (C, n) float32 arrays "
+          "of `seconds` each (the last may be shorter), for recordings too long to hold. Memory stays one "
+          "piece; the pieces concatenate to read_audio(path)[0] exactly. Feed them to an EncoderStream.")
       .def("__repr__", [](const PyCodec& c) {
         const auto& cfg = c.codec->config();
         return "Codec('" + c.codec->checkpoint_dir().string() + "', sampling_rate=" + std::to_string(cfg.sampling_rate) +
                ", channels=" + std::to_string(cfg.channels()) +
                ", num_quantizers=" + std::to_string(cfg.quantizer.num_quantizers) + ")";
       });
+
+  py::class_<PyAudioPieces>(m, "AudioPieces",
+                            "An audio file as model input, (C, n) float32 pieces of `seconds` (the last may be "
+                            "shorter); they concatenate to Codec.read_audio(path)[0] exactly. From Codec.read_audio_pieces.")
+      .def("__iter__", [](PyAudioPieces& p) -> PyAudioPieces& { return p; })
+      .def("__next__",
+           [](PyAudioPieces& p) {
+             Tensor piece = without_gil([&] {
+               std::lock_guard<std::mutex> guard(p.lock);
+               return p.reader.read(p.piece);
+             });
+             if (piece.dim(1) == 0) throw py::stop_iteration();
+             return to_numpy(std::move(piece));
+           })
+      .def_property_readonly("frames_read", [](PyAudioPieces& p) { return p.reader.frames_read(); },
+                             "Model-rate samples per channel returned so far.")
+      .def_property_readonly("expected_frames", [](PyAudioPieces& p) { return p.reader.expected_frames(); },
+                             "The total the file's header promises (approximate for some formats).");
 
   py::class_<PyEncoderStream> encoder_stream(m, "EncoderStream",
                               "Exact incremental encoding: the pushes' codes concatenate to the offline codes.");

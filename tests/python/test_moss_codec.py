@@ -344,6 +344,29 @@ class Api(unittest.TestCase):
             with self.assertRaisesRegex(moss_codec.Error, "samples: expected floating-point samples"):
                 moss_codec.write_audio(path, np.zeros(10, dtype=np.int32), 1000, overwrite=True)
 
+    def test_audio_pieces_concatenate_to_read_audio(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "long.wav")
+            rng = np.random.default_rng(4)
+            moss_codec.write_audio(path, rng.uniform(-0.5, 0.5, (2, 3517)).astype(np.float32), 1000)
+            whole = self.codec.read_audio(path)[0]  # (C, T) at 24 Hz
+            pieces = self.codec.read_audio_pieces(path, seconds=0.5)
+            got = list(pieces)
+            self.assertEqual([p.shape[1] for p in got[:-1]], [12] * (len(got) - 1))
+            self.assertLessEqual(got[-1].shape[1], 12)
+            self.assertEqual(pieces.frames_read, whole.shape[1])
+            np.testing.assert_array_equal(np.concatenate(got, axis=1), whole)
+            # Pieces feed an EncoderStream: the codes of its whole frames are offline's.
+            stream = moss_codec.EncoderStream(self.codec)
+            codes = np.concatenate([stream.push(p)[0] for p in self.codec.read_audio_pieces(path, seconds=0.25)], axis=1)
+            offline = self.codec.encode(whole[None]).codes[:, 0, :codes.shape[1]]
+            self.assertGreater(codes.shape[1], 0)
+            np.testing.assert_array_equal(codes, offline)
+            with self.assertRaisesRegex(moss_codec.Error, "seconds must be > 0"):
+                self.codec.read_audio_pieces(path, seconds=0)
+            with self.assertRaisesRegex(moss_codec.Error, "missing.wav: no such audio file"):
+                self.codec.read_audio_pieces(os.path.join(d, "missing.wav"))
+
     def test_threads_share_one_codec(self):
         inputs = [self.audio(60 + 4 * i) for i in range(4)]
         expected = [self.codec.encode(a).codes for a in inputs]
