@@ -55,11 +55,12 @@ TEST(ModelInputReader, PiecesEqualTheWholeFileForEveryRateChannelsAndPieceSize) 
     const CodecConfig* cfg;
   };
   // Odd lengths, down- and up-sampling, equal rates, channel averaging,
-  // duplication and dropping; one file shorter than soxr's filter delay.
+  // duplication and dropping; one file shorter than soxr's filter delay; one
+  // with enough channels that file blocks are shorter than a second.
   const std::vector<Case> cases = {{44100, 1, 2 * 44100 + 17, &mono}, {16000, 2, 3 * 16000 + 5, &mono},
                                    {24000, 1, 24000 + 1, &mono},      {48000, 3, 48000 + 333, &mono},
                                    {22050, 1, 22050 + 9, &stereo},    {48000, 3, 48000 + 1, &stereo},
-                                   {8000, 2, 40, &mono}};
+                                   {8000, 2, 40, &mono},              {96000, 12, 96000 + 3, &stereo}};
   int n = 0;
   for (const Case& c : cases) {
     SCOPED_TRACE(std::to_string(c.rate) + " Hz, " + std::to_string(c.channels) + " ch -> " +

@@ -47,8 +47,9 @@ ModelInputReader::~ModelInputReader() = default;
 
 Tensor ModelInputReader::read(int64_t max_frames) {
   const int64_t inC = file_.channels();
-  // File blocks of about a second keep soxr's per-call cost negligible.
-  const int64_t block = std::max<int64_t>(file_.sample_rate(), 4096);
+  // File blocks of about a second keep soxr's per-call cost negligible; at
+  // most 4 MB of samples, however many channels the file has.
+  const int64_t block = std::max<int64_t>(std::min<int64_t>(file_.sample_rate(), (int64_t(1) << 20) / inC), 4096);
   while (!file_done_ && int64_t(pending_.size()) / inC < max_frames) {
     block_.clear();
     if (file_.read(block_, block) > 0) {
