@@ -46,8 +46,11 @@ int64_t StreamResampler::emit_limit() const { return std::llround(double(frames_
 void StreamResampler::drain(const float* in, int64_t frames, std::vector<float>& out) {
   auto* s = static_cast<soxr_t>(soxr_);
   const size_t C = size_t(channels_);
-  // Room for what this input can produce plus the filter's backlog.
-  const size_t room = size_t(double(std::max<int64_t>(frames, 0)) * ratio_) + 4096;
+  // Room for what this input can produce plus the filter's backlog, capped:
+  // soxr takes only the input that fits the room, so the loop goes on until
+  // all is taken (a 1 kHz file to a 768 kHz model would otherwise ask for
+  // 768 output frames per input frame at once).
+  const size_t room = std::min<size_t>(size_t(double(std::max<int64_t>(frames, 0)) * ratio_) + 4096, size_t(1) << 16);
   scratch_.resize(room * C);
   int64_t used = 0;
   for (;;) {
