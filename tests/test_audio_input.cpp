@@ -133,6 +133,17 @@ TEST(ModelInputReader, BadFilesNameTheFileAndTheSample) {
     }
   }, "nan.wav: sample 77777 is not finite");
   expect_error([&] { read_audio(dir / "nan.wav"); }, "nan.wav: sample 77777 is not finite");
+  // The raw reader: blocks as asked, a request for everything capped, 0 at the end.
+  write_audio(dir / "raw.wav", test_signal(2, 5000, 8000, 6), 8000, SampleFormat::Float32);
+  AudioReader raw(dir / "raw.wav");
+  EXPECT_EQ(raw.sample_rate(), 8000);
+  EXPECT_EQ(raw.channels(), 2);
+  EXPECT_EQ(raw.declared_frames(), 5000);
+  std::vector<float> got;
+  EXPECT_EQ(raw.read(got, 1000), 1000);
+  EXPECT_EQ(raw.read(got, int64_t(1) << 50), 4000);
+  EXPECT_EQ(raw.read(got, 10), 0);
+  EXPECT_EQ(got, read_audio(dir / "raw.wav").samples);
 }
 
 }  // namespace moss::test

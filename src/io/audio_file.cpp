@@ -38,6 +38,9 @@ AudioReader::~AudioReader() {
 
 int64_t AudioReader::read(std::vector<float>& samples, int64_t max_frames) {
   if (!handle_ || max_frames <= 0) return 0;
+  // Fewer than asked is allowed: the buffer is sized by the request, so a
+  // request for "everything" must not allocate for it up front.
+  max_frames = std::min<int64_t>(max_frames, int64_t(1) << 20);
   auto* f = static_cast<SNDFILE*>(handle_);
   const size_t at = samples.size(), C = size_t(channels_);
   samples.resize(at + size_t(max_frames) * C);
