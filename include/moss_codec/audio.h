@@ -47,8 +47,8 @@ class AudioReader {
   // The frame count the header declares (approximate for some formats).
   int64_t declared_frames() const { return declared_; }
   // Appends up to max_frames (at most 2^20 per call) interleaved frames to
-  // `samples` and returns how many; 0 only at the end. Throws on a read error, a sample that is not finite,
-  // or a file that holds no samples at all.
+  // `samples` and returns how many; 0 only at the end. Throws on a read
+  // error, a sample that is not finite, or a file that holds no samples.
   int64_t read(std::vector<float>& samples, int64_t max_frames);
 
  private:

@@ -1,7 +1,6 @@
 // Recordings as model input: resampled to the model rate, channels mapped to
 // the model's, whole (to_model_input) or piece by piece (ModelInputReader).
 #include <algorithm>
-#include <cmath>
 
 #include "io/resampler.h"
 #include "moss_codec/audio.h"
@@ -11,18 +10,18 @@ namespace moss {
 
 namespace {
 
-// Frames [0, n) of interleaved `frames` (inC per frame) into columns
-// [at, at + n) of the channel-major (C, cols) `dst`. Mono models average in
-// double; multi-channel models duplicate mono and keep the first C of more.
-void map_channels(const float* frames, int64_t n, int64_t inC, int64_t C, float* dst, int64_t cols, int64_t at) {
+// n interleaved `frames` (inC per frame) into the channel-major (C, n) `dst`.
+// Mono models average in double; multi-channel models duplicate mono and keep
+// the first C of more.
+void map_channels(const float* frames, int64_t n, int64_t inC, int64_t C, float* dst) {
   for (int64_t i = 0; i < n; ++i) {
     const float* frame = frames + i * inC;
     if (C == 1) {
       double sum = 0;
       for (int64_t c = 0; c < inC; ++c) sum += frame[c];
-      dst[at + i] = float(sum / double(inC));
+      dst[i] = float(sum / double(inC));
     } else {
-      for (int64_t c = 0; c < C; ++c) dst[c * cols + at + i] = inC == 1 ? frame[0] : frame[std::min(c, inC - 1)];
+      for (int64_t c = 0; c < C; ++c) dst[c * n + i] = inC == 1 ? frame[0] : frame[std::min(c, inC - 1)];
     }
   }
 }
@@ -33,14 +32,14 @@ Tensor to_model_input(const Audio& audio, const CodecConfig& config) {
   const Audio a = resample(audio, config.sampling_rate);
   const int64_t C = config.channels(), N = a.frames();
   Tensor t({1, C, N});
-  map_channels(a.samples.data(), N, a.channels, C, t.data.data(), N, 0);
+  map_channels(a.samples.data(), N, a.channels, C, t.data.data());
   return t;
 }
 
 ModelInputReader::ModelInputReader(const std::filesystem::path& path, const CodecConfig& config)
     : file_(path), channels_(config.channels()) {
   resampler_ = std::make_unique<StreamResampler>(file_.sample_rate(), config.sampling_rate, file_.channels());
-  expected_ = std::llround(double(file_.declared_frames()) * config.sampling_rate / file_.sample_rate());
+  expected_ = resampled_frames(file_.declared_frames(), file_.sample_rate(), config.sampling_rate);
 }
 
 ModelInputReader::~ModelInputReader() = default;
@@ -59,9 +58,9 @@ Tensor ModelInputReader::read(int64_t max_frames) {
       file_done_ = true;
     }
   }
-  const int64_t n = std::clamp<int64_t>(int64_t(pending_.size()) / inC, 0, std::max<int64_t>(max_frames, 0));
+  const int64_t n = std::min<int64_t>(int64_t(pending_.size()) / inC, std::max<int64_t>(max_frames, 0));
   Tensor piece({channels_, n});
-  map_channels(pending_.data(), n, inC, channels_, piece.data.data(), n, 0);
+  map_channels(pending_.data(), n, inC, channels_, piece.data.data());
   pending_.erase(pending_.begin(), pending_.begin() + n * inC);
   frames_read_ += n;
   return piece;

@@ -22,7 +22,7 @@ void check_rate(int rate) {
 }  // namespace
 
 StreamResampler::StreamResampler(int input_rate, int output_rate, int channels)
-    : ratio_(double(output_rate) / double(input_rate)), channels_(channels) {
+    : input_rate_(input_rate), output_rate_(output_rate), channels_(channels) {
   check_rate(input_rate);
   check_rate(output_rate);
   if (channels < 1) throw Error("resample: " + std::to_string(channels) + " channels");
@@ -38,10 +38,9 @@ StreamResampler::~StreamResampler() {
   if (soxr_) soxr_delete(static_cast<soxr_t>(soxr_));
 }
 
-// resample() gives llround(frames * ratio) frames of the whole input; the
-// final length is at least that of the input seen so far, so emitting no more
-// than this never overshoots it.
-int64_t StreamResampler::emit_limit() const { return std::llround(double(frames_in_) * ratio_); }
+// The final length (resample()'s of the whole input) is at least that of the
+// input seen so far, so emitting no more than this never overshoots it.
+int64_t StreamResampler::emit_limit() const { return resampled_frames(frames_in_, input_rate_, output_rate_); }
 
 void StreamResampler::drain(const float* in, int64_t frames, std::vector<float>& out) {
   auto* s = static_cast<soxr_t>(soxr_);
@@ -50,12 +49,13 @@ void StreamResampler::drain(const float* in, int64_t frames, std::vector<float>&
   // soxr takes only the input that fits the room, so the loop goes on until
   // all is taken (a 1 kHz file to a 768 kHz model would otherwise ask for
   // 768 output frames per input frame at once).
-  const size_t room = std::min<size_t>(size_t(double(std::max<int64_t>(frames, 0)) * ratio_) + 4096, size_t(1) << 16);
+  const size_t room =
+      std::min<size_t>(size_t(resampled_frames(std::max<int64_t>(frames, 0), input_rate_, output_rate_)) + 4096, size_t(1) << 16);
   scratch_.resize(room * C);
+  const bool flushing = in == nullptr;
   int64_t used = 0;
   for (;;) {
     size_t idone = 0, odone = 0;
-    const bool flushing = in == nullptr;
     soxr_error_t err = soxr_process(s, flushing ? nullptr : in + used * int64_t(C), flushing ? 0 : size_t(frames - used),
                                     flushing ? nullptr : &idone, scratch_.data(), room, &odone);
     if (err) throw Error(std::string("resampling failed: ") + err);
@@ -86,10 +86,6 @@ void StreamResampler::finish(std::vector<float>& out) {
   if (soxr_ && frames_in_ > 0) drain(nullptr, 0, out);
 }
 
-}  // namespace moss
-
-namespace moss {
-
 Audio resample(const Audio& in, int target_rate) {
   if (in.sample_rate == target_rate) return in;
   // Model rates may be tiny (test checkpoints run at 24 Hz); files are held
@@ -99,8 +95,7 @@ Audio resample(const Audio& in, int target_rate) {
   Audio out;
   out.sample_rate = target_rate;
   out.channels = in.channels;
-  const double ratio = double(target_rate) / in.sample_rate;
-  const size_t out_frames = size_t(std::llround(double(in.frames()) * ratio));
+  const size_t out_frames = size_t(resampled_frames(in.frames(), in.sample_rate, target_rate));
   out.samples.resize(out_frames * size_t(in.channels));
   if (out_frames == 0) return out;  // soxr must not be asked for nothing
   soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);

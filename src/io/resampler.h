@@ -3,10 +3,17 @@
 // interleaved) fed in pieces, so long recordings are resampled without being
 // held in memory. The concatenated output equals resample() of the whole
 // input sample for sample, and its length is the same llround(frames * ratio).
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 namespace moss {
+
+// Frames resample() makes of `frames` input frames: llround(frames * ratio).
+// The streaming resampler ends on the same length.
+inline int64_t resampled_frames(int64_t frames, int input_rate, int output_rate) {
+  return std::llround(double(frames) * (double(output_rate) / double(input_rate)));
+}
 
 class StreamResampler {
  public:
@@ -28,8 +35,7 @@ class StreamResampler {
   void drain(const float* in, int64_t frames, std::vector<float>& out);
 
   void* soxr_ = nullptr;  // soxr_t; null when the rates agree
-  double ratio_;
-  int channels_;
+  int input_rate_, output_rate_, channels_;
   int64_t frames_in_ = 0, frames_out_ = 0;
   bool finished_ = false;
   std::vector<float> scratch_;
