@@ -442,10 +442,7 @@ PYBIND11_MODULE(moss_codec, m) {
       .def(
           "read_audio",
           [](const PyCodec& c, const std::filesystem::path& path) {
-            return to_numpy(without_gil([&] {
-              moss::Audio a = moss::resample(moss::read_audio(path), c.codec->config().sampling_rate);
-              return moss::to_model_input(a, c.codec->config());
-            }));
+            return to_numpy(without_gil([&] { return moss::to_model_input(moss::read_audio(path), c.codec->config()); }));
           },
           py::arg("path"),
           "Reads an audio file as this model's input (1, C, T): resampled to sampling_rate, channels mapped.")
