@@ -15,6 +15,8 @@ PKGS=(
   pybind11-dev python3-dev python3-numpy  # Python module and its tests
   clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for scripts/fuzz.sh
 )
+# qemu-x86_64 runs the portable.* tests: the binary under older x86-64 CPUs.
+if [ "$(uname -m)" = x86_64 ]; then PKGS+=(qemu-user); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
