@@ -18,6 +18,22 @@ namespace moss {
 
 #if MOSS_FEW_ROW_KERNELS
 
+namespace {
+// "AuthenticAMD", from CPUID leaf 0 (vendor string in EBX, EDX, ECX).
+bool cpu_is_amd() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+}
+
+// Whether one input row against short weight rows prefetches weights in
+// software (see few_rows in few_row_gemm_body.inc): a gain on Intel cores, a
+// loss on AMD's, whose own prefetcher streams these reads best.
+bool one_row_prefetch() {
+  static const bool enabled = !cpu_is_amd();
+  return enabled;
+}
+}  // namespace
+
 // The same kernel text compiled for AVX-512 and for AVX2+FMA; the caller picks
 // by the CPU's features at run time, so the default build stays portable.
 #if defined(__clang__)
