@@ -354,6 +354,13 @@ TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --skip-probe --json" + m(), dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["streaming_decode_80ms"]["probed_pushes"].get<int>(), 0);
+  // --repeat 0: the first call is the figure (an hour of audio timed once, not twice).
+  r = cli("bench --seconds 0.5 --repeat 0 --stream-frames 5 --skip-probe --json" + m(), dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json once = nlohmann::json::parse(r.out);
+  for (const char* part : {"encode", "decode"})
+    EXPECT_EQ(once[part]["seconds"].get<double>(), once[part]["first_seconds"].get<double>()) << part;
+  EXPECT_EQ(cli("bench --repeat -1 --skip-probe" + m(), dir_).code, 1);
 }
 
 TEST(RandomCheckpoint, LoadsStrictlyForEveryConfigAndIsDeterministic) {
