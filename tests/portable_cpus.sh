@@ -29,7 +29,8 @@ emulated check-fixtures "${dirs[@]}"
 [ "$packed" = packed ] || { echo "portable on $cpu: fixtures pass"; exit 0; }
 
 # A checkpoint whose transformer matrices (256 x 256 and up) are big enough for
-# oneDNN's matmul, hence packable; 2.05 s of audio: a partial last frame.
+# oneDNN's matmul, hence packable (the widths of wide_small_config() in
+# tests/test_util.h); 2.05 s of audio: a partial last frame.
 python3 - "$small_config" "$work/wide.json" "$work/a.wav" <<'PY'
 import json, math, struct, sys, wave
 cfg = json.load(open(sys.argv[1]))
@@ -50,14 +51,16 @@ if ! "$cli" pack --model "$work/plain" -o "$work/packed" >/dev/null 2>"$work/pac
   echo "portable on $cpu: fixtures pass; this machine cannot write a packed checkpoint, so that part is skipped"
   exit 77
 fi
-# The dispatch really is the emulated CPU's: oneDNN names the ISA it chose.
-isa="$(ONEDNN_VERBOSE=1 emulated encode "$work/a.wav" -o "$work/isa.npy" --model "$work/plain" -q 2>&1 | grep -o 'isa:.*' || true)"
+# The plain encode also shows that the dispatch really is the emulated CPU's:
+# oneDNN names the ISA it chose.
+verbose="$(ONEDNN_VERBOSE=1 emulated encode "$work/a.wav" -o "$work/plain.npy" --model "$work/plain" -q 2>&1)"
+isa="$(grep -o 'isa:.*' <<<"$verbose" || true)"
 echo "oneDNN's matmul under $cpu: ${isa:-none seen}"
 case "$isa" in
   *AVX-512* | "") echo "oneDNN did not run, or ran AVX-512 code, under $cpu" >&2; exit 1 ;;
 esac
+emulated encode "$work/a.wav" -o "$work/packed.npy" --model "$work/packed" -q
 for m in plain packed; do
-  emulated encode "$work/a.wav" -o "$work/$m.npy" --model "$work/$m" -q
   emulated decode "$work/plain.npy" -o "$work/$m.raw" --model "$work/$m" -q
   emulated decode "$work/plain.npy" -o "$work/$m-stream.raw" --stream --chunk-frames 3 --model "$work/$m" -q
 done

@@ -19,6 +19,15 @@ namespace moss {
 #if MOSS_FEW_ROW_KERNELS
 
 namespace {
+// What CPUID says beyond __builtin_cpu_supports.
+//
+// F16C (IEEE half conversion), which the AVX2 kernels use: from CPUID, as
+// clang 14's __builtin_cpu_supports does not know it.
+bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 // "AuthenticAMD", from CPUID leaf 0 (vendor string in EBX, EDX, ECX).
 bool cpu_is_amd() {
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -143,13 +152,6 @@ struct Kernels {
   void (*tiled_scores)(const TiledScores&) = nullptr;
   void (*widen)(const uint16_t*, HalfFormat, int64_t, int64_t, float*) = nullptr;
 };
-
-// F16C (IEEE half conversion), which the AVX2 kernels use: from CPUID, as
-// clang 14's __builtin_cpu_supports does not know it.
-bool cpu_has_f16c() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
-}
 
 Kernels kernels_for(FewRowIsa isa) {
   __builtin_cpu_init();
