@@ -1,5 +1,8 @@
 #include <cfloat>
 #include <cmath>
+#include <cstring>
+
+#include <omp.h>
 
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
@@ -320,6 +323,51 @@ TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
     for (int64_t r = 0; r < c.m; ++r)
       for (int64_t j = c.n; j < c.ldy; ++j) ASSERT_EQ(y[size_t(r * c.ldy + j)], y0[size_t(r * c.ldy + j)]);
   });
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
+#endif
+}
+
+// Threads share a product's rows out on demand (each its own share, then
+// pieces of the others'), so which thread sums which row changes from call to
+// call; every row must still be summed by the same kernel, so that results are
+// the same bit for bit at every thread count, and every row is written once.
+TEST(FewRowGemm, ResultsAreTheSameAtEveryThreadCount) {
+  const int saved = omp_get_max_threads();
+  // Rows not a multiple of 8 (the unit shared out), rows too short to block,
+  // and a weight matrix large enough for many pieces per share.
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1031, 300}, {4100, 80}, {2053, 1280}, {517, 5120}};
+  int checked = 0;
+  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
+    if (!few_row_gemm_available(isa)) continue;
+    for (auto [n, k] : shapes)
+      for (int64_t m : {int64_t(1), int64_t(2), int64_t(3), int64_t(8)}) {
+        const auto x = random_floats(size_t(m * k), 21), w = random_floats(size_t(n * k), 22);
+        const FewRowProduct base{x.data(), k, m, k, w.data(), k, n, nullptr, n};
+        std::vector<float> one(size_t(m * n), NAN);
+        omp_set_num_threads(1);
+        FewRowProduct p = base;
+        p.y = one.data();
+        few_row_gemm(p, isa);
+        for (int threads : {2, 3, 5, 16}) {
+          omp_set_num_threads(threads);
+          for (int round = 0; round < 3; ++round) {
+            std::vector<float> y(size_t(m * n), NAN);
+            p.y = y.data();
+            few_row_gemm(p, isa);
+            ASSERT_EQ(0, std::memcmp(y.data(), one.data(), y.size() * sizeof(float)))
+                << "isa " << int(isa) << " m " << m << " n " << n << " k " << k << " threads " << threads;
+            // Accumulating adds each row once: a row summed twice would show.
+            p.accumulate = true;
+            few_row_gemm(p, isa);
+            p.accumulate = false;
+            for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], one[i] + one[i]) << "output " << i;
+          }
+        }
+        ++checked;
+      }
+  }
+  omp_set_num_threads(saved);
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
 #endif
