@@ -340,38 +340,31 @@ TEST(FewRowGemm, ResultsDoNotDependOnHowRowsAreShared) {
     ~RestoreThreads() { omp_set_num_threads(saved); }
   } restore;
   // Rows not a multiple of 8 (the unit shared out), rows too short to block,
-  // and a weight matrix large enough for many pieces per share.
+  // and weight matrices large enough for many pieces per share. Every case is
+  // compared with one thread's result over all of y: a row left unwritten
+  // keeps its random start, one summed twice (accumulated) differs, and
+  // padding between rows must stay as it was.
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1031, 300}, {4100, 80}, {2053, 1280}, {517, 5120}};
-  int checked = 0;
-  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
-    if (!few_row_gemm_available(isa)) continue;
-    for (auto [n, k] : shapes)
-      for (int64_t m : {int64_t(1), int64_t(2), int64_t(3), int64_t(8)}) {
-        const auto x = random_floats(size_t(m * k), 21), w = random_floats(size_t(n * k), 22);
-        const FewRowProduct base{x.data(), k, m, k, w.data(), k, n, nullptr, n};
-        std::vector<float> one(size_t(m * n), NAN);
-        omp_set_num_threads(1);
-        FewRowProduct p = base;
-        p.y = one.data();
-        few_row_gemm(p, isa);
-        for (int threads : {2, 3, 5, 16}) {
-          omp_set_num_threads(threads);
-          for (int round = 0; round < 3; ++round) {
-            std::vector<float> y(size_t(m * n), NAN);
-            p.y = y.data();
-            few_row_gemm(p, isa);
-            ASSERT_EQ(0, std::memcmp(y.data(), one.data(), y.size() * sizeof(float)))
-                << "isa " << int(isa) << " m " << m << " n " << n << " k " << k << " threads " << threads;
-            // Accumulating adds each row once: a row summed twice would show.
-            p.accumulate = true;
-            few_row_gemm(p, isa);
-            p.accumulate = false;
-            for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], one[i] + one[i]) << "output " << i;
-          }
-        }
-        ++checked;
+  const int checked = for_each_few_row_case(shapes, [](const FewRowCase& c) {
+    if (::testing::Test::HasFatalFailure()) return;
+    const auto x = random_floats(size_t(c.m * c.ldx), 21), w = random_floats(size_t(c.n * c.ldw), 22);
+    const auto y0 = random_floats(size_t(c.m * c.ldy), 23);
+    auto one = y0;
+    FewRowProduct p{x.data(), c.ldx, c.m, c.k, w.data(), c.ldw, c.n, one.data(), c.ldy, c.alpha, c.accumulate};
+    omp_set_num_threads(1);
+    few_row_gemm(p, c.isa);
+    for (int threads : {2, 3, 5, 16}) {
+      omp_set_num_threads(threads);
+      for (int round = 0; round < 3; ++round) {
+        auto y = y0;
+        p.y = y.data();
+        few_row_gemm(p, c.isa);
+        ASSERT_EQ(0, std::memcmp(y.data(), one.data(), y.size() * sizeof(float)))
+            << "isa " << int(c.isa) << " m " << c.m << " n " << c.n << " k " << c.k << " accumulate " << c.accumulate
+            << " threads " << threads;
       }
-  }
+    }
+  });
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
 #endif

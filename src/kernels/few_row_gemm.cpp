@@ -211,6 +211,7 @@ struct alignas(64) RowShare {
   }
 };
 constexpr int kMaxShares = 64;
+constexpr int64_t kShareUnit = 8;  // rows per unit of a RowShare
 }  // namespace
 
 void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
@@ -228,9 +229,10 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
   // (Zen 4, two threads sharing memory: whichever finishes first leaves the
   // other reading alone, slower); sharing out all rows in small pieces on
   // demand cost 2.8%, as each piece restarts the hardware prefetcher.
-  const int64_t units = (p.n + 7) / 8;
-  // Pieces of at least ~128 KB of weights: a few microseconds of reading.
-  const int64_t least = std::max<int64_t>(1, (int64_t(128) << 10) / (8 * int64_t(sizeof(float)) * p.k));
+  const int64_t units = (p.n + kShareUnit - 1) / kShareUnit;
+  // Pieces of at least ~128 KB of float32 weights (64 KB of 16-bit ones): a
+  // few microseconds of reading.
+  const int64_t least = std::max<int64_t>(1, (int64_t(128) << 10) / (kShareUnit * int64_t(sizeof(float)) * p.k));
   RowShare shares[kMaxShares];
   for (int t = 0; t < threads; ++t) shares[t].ends.store(RowShare::pack(units * t / threads, units * (t + 1) / threads));
 #pragma omp parallel num_threads(threads)
@@ -240,7 +242,7 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
     int64_t u0 = 0, u1 = 0;
     for (int i = 0; i < threads; ++i) {
       RowShare& share = shares[(t + i) % threads];
-      while (share.claim(i == 0, least, &u0, &u1)) run(p, u0 * 8, std::min(p.n, u1 * 8));
+      while (share.claim(i == 0, least, &u0, &u1)) run(p, u0 * kShareUnit, std::min(p.n, u1 * kShareUnit));
     }
   }
 }
