@@ -301,13 +301,15 @@ PYBIND11_MODULE(moss_codec, m) {
       .def_static(
           "load",
           [](const std::filesystem::path& path, const std::string& parts, int threads, bool check_finite,
-             int64_t max_batch, double max_audio_seconds, bool upcast_half_weights, bool pack_weights) {
+             int64_t max_batch, double max_audio_seconds, bool upcast_half_weights, bool pack_weights,
+             bool lock_weights) {
             moss::LoadOptions o;
             o.parts = parse_parts(parts);
             o.threads = threads;
             o.check_finite = check_finite;
             o.upcast_half_weights = upcast_half_weights;
             o.pack_weights = pack_weights;
+            o.lock_weights = lock_weights;
             o.limits.max_batch = max_batch;
             o.limits.max_audio_seconds = max_audio_seconds;
             return without_gil([&] { return PyCodec{moss::Codec::load(path.string(), o)}; });
@@ -315,11 +317,13 @@ PYBIND11_MODULE(moss_codec, m) {
           py::arg("path_or_id"), py::kw_only(), py::arg("parts") = "all", py::arg("threads") = 0,
           py::arg("check_finite") = true, py::arg("max_batch") = moss::Limits{}.max_batch,
           py::arg("max_audio_seconds") = moss::Limits{}.max_audio_seconds, py::arg("upcast_half_weights") = false,
-          py::arg("pack_weights") = false,
+          py::arg("pack_weights") = false, py::arg("lock_weights") = false,
           "Loads a checkpoint folder (config.json + safetensors), a TTS checkpoint holding one, or a Hugging "
           "Face repo id from the local cache. parts: 'all', 'encoder' or 'decoder'. bf16/f16 matrices are used "
           "in place (same results, half the memory) unless upcast_half_weights. pack_weights: copy the matrices "
-          "into oneDNN's blocked layout at load (offline work 7-10% faster, same results; slower load).")
+          "into oneDNN's blocked layout at load (offline work 7-10% faster, same results; slower load). "
+          "lock_weights: mlock the mapped weights for the codec's lifetime, so memory reclaim cannot drop or "
+          "split them while it sits idle (needs a locked-memory limit of their size).")
       .def_property_readonly("sampling_rate", [](const PyCodec& c) { return c.codec->config().sampling_rate; })
       .def_property_readonly("downsample_rate", [](const PyCodec& c) { return c.codec->config().downsample_rate; })
       .def_property_readonly("frame_rate", [](const PyCodec& c) { return c.codec->config().frame_rate(); })
@@ -343,10 +347,12 @@ PYBIND11_MODULE(moss_codec, m) {
             d["dtypes"] = w.dtypes;
             d["packed_bytes"] = w.packed_bytes;
             d["packed_in_file_bytes"] = w.packed_in_file_bytes;
+            d["in_place_bytes"] = w.in_place_bytes;
             return d;
           },
           "The loaded weights: parameters, file_bytes, memory_bytes (as held), dtypes, packed_bytes (matrices\n"
-          "in oneDNN's blocked layout) and packed_in_file_bytes (of those, mapped from a packed checkpoint).")
+          "in oneDNN's blocked layout), packed_in_file_bytes (of those, mapped from a packed checkpoint) and\n"
+          "in_place_bytes (of the files, read as stored: what lock_weights locks).")
       .def(
           "save_packed",
           [](const PyCodec& c, const std::filesystem::path& dir, bool overwrite) {
@@ -365,10 +371,12 @@ PYBIND11_MODULE(moss_codec, m) {
             d["mapped_bytes"] = r.mapped_bytes;
             d["resident_bytes"] = r.resident_bytes;
             d["huge_page_bytes"] = r.huge_page_bytes;
+            d["locked_bytes"] = r.locked_bytes;
             return d;
           },
-          "How the mapped checkpoint sits in memory now: mapped_bytes, resident_bytes and huge_page_bytes\n"
-          "(resident in 2 MiB pages); known is False where the system does not report it.")
+          "How the mapped checkpoint sits in memory now: mapped_bytes, resident_bytes, huge_page_bytes\n"
+          "(resident in 2 MiB pages) and locked_bytes (lock_weights); known is False where the system does not\n"
+          "report it.")
       .def(
           "encode",
           [](const PyCodec& c, const py::handle& audio, std::optional<std::vector<int64_t>> lengths,

@@ -251,6 +251,14 @@ TEST_F(Cli, ConventionsHelpJsonQuietEnvInfo) {
   EXPECT_EQ(j["parameters"]["total"].get<int64_t>(),
             j["parameters"]["encoder"].get<int64_t>() + j["parameters"]["quantizer"].get<int64_t>() +
                 j["parameters"]["decoder"].get<int64_t>());
+  if (j["weight_residency"]["known"]) {
+    // --lock-weights locks what the model reads in place, and says so.
+    EXPECT_EQ(j["weight_residency"]["locked_bytes"], 0);
+    const auto locked = nlohmann::json::parse(cli("info --json --lock-weights" + m(), dir_).out);
+    EXPECT_GE(locked["weight_residency"]["locked_bytes"].get<int64_t>(), locked["in_place_bytes"].get<int64_t>());
+    EXPECT_GT(locked["in_place_bytes"].get<int64_t>(), 0);
+    EXPECT_NE(cli("info --lock-weights" + m(), dir_).out.find("MB locked"), std::string::npos);
+  }
   r = cli("info" + m(), dir_);
   EXPECT_NE(r.out.find("bitrate"), std::string::npos);
   EXPECT_NE(r.out.find("parameters"), std::string::npos);

@@ -1,6 +1,13 @@
 // Model resolution, save_config, the quantization guard and mapping residency.
 #include <cstdlib>
 #include <fstream>
+#if defined(__linux__)
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -169,7 +176,8 @@ TEST(PageResidency, SumsOverlappingMappingsInProportion) {
       "Size:               4096 kB\n"
       "Rss:                4096 kB\n"
       "FilePmdMapped:      2048 kB\n"
-      "VmFlags: rd mr\n"
+      "Locked:             1024 kB\n"
+      "VmFlags: rd mr lo\n"
       "00600000-00800000 rw-p 00000000 00:00 0\n"
       "Rss:                2048 kB\n"
       "AnonHugePages:      2048 kB\n"
@@ -181,6 +189,7 @@ TEST(PageResidency, SumsOverlappingMappingsInProportion) {
   EXPECT_EQ(r.mapped_bytes, 0x400000);
   EXPECT_EQ(r.resident_bytes, (2048 + 2048) * 1024);  // half of /w, all of the anonymous one
   EXPECT_EQ(r.huge_page_bytes, (1024 + 2048) * 1024);
+  EXPECT_EQ(r.locked_bytes, 2048 * 1024);  // /w's resident half (its Locked is a share: ignored)
   std::istringstream none("");
   EXPECT_EQ(page_residency_from_smaps(none, nullptr, 100).resident_bytes, 0);
 }
@@ -202,6 +211,87 @@ TEST(PageResidency, ReportsThisProcessAndTheLoadedCheckpoint) {
   EXPECT_LE(w.huge_page_bytes, w.resident_bytes);
 #else
   GTEST_SKIP() << "smaps is Linux only";
+#endif
+}
+
+#if defined(__linux__)
+// This thread's effective CAP_IPC_LOCK (which lets mlock ignore the limit),
+// set or cleared; it stays permitted, so it can be raised again. False when
+// the capability calls fail.
+static bool set_ipc_lock_capability(bool on) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  const unsigned bit = 1u << CAP_IPC_LOCK;  // CAP_IPC_LOCK < 32: word 0
+  if (on && !(data[0].permitted & bit)) return false;
+  data[0].effective = on ? data[0].effective | bit : data[0].effective & ~bit;
+  return syscall(SYS_capset, &header, data) == 0;
+}
+#endif
+
+TEST(LockWeights, LocksTheWeightsReadInPlace) {
+#if defined(__linux__)
+  const fs::path dir = fixture("small-24k");
+  const int64_t file = int64_t(fs::file_size(dir / "model.safetensors"));
+  auto plain = Codec::load(dir);
+  auto locked = Codec::load(dir, {.lock_weights = true});
+  auto encoder = Codec::load(dir, {.parts = Parts::Encoder, .lock_weights = true});
+  ASSERT_TRUE(locked->weight_residency().known);
+  // The pages of the tensors read in place are locked (whole pages: a tensor's
+  // first and last may hold neighbours too), in this codec's mapping only;
+  // copies made at load (weight-norm merges, codebooks) are not.
+  const int64_t in_place = locked->weight_info().in_place_bytes;
+  EXPECT_GT(in_place, file / 4);
+  EXPECT_LT(in_place, file);
+  EXPECT_EQ(plain->weight_info().in_place_bytes, in_place);
+  const int64_t all = locked->weight_residency().locked_bytes;
+  EXPECT_GE(all, in_place);
+  EXPECT_LE(all, in_place + int64_t(2 * 4096) * int64_t(SafetensorsFile::open(dir / "model.safetensors").tensors().size()));
+  EXPECT_LE(all, locked->weight_residency().resident_bytes);
+  EXPECT_EQ(plain->weight_residency().locked_bytes, 0);
+  // The encoder-only load locks its half (and the quantizer), not the decoder's.
+  const int64_t half = encoder->weight_info().in_place_bytes;
+  EXPECT_GT(half, 0);
+  EXPECT_LT(half, in_place);
+  EXPECT_GE(encoder->weight_residency().locked_bytes, half);
+  EXPECT_LT(encoder->weight_residency().locked_bytes, all);
+  Tensor audio({1, 1, 1920 * 5}, random_floats(1920 * 5, 7, 0.2f));
+  const EncodeResult e = locked->encode(audio);
+  EXPECT_EQ(e.codes.data, plain->encode(audio).codes.data);
+  EXPECT_EQ(encoder->encode(audio).codes.data, e.codes.data);
+  EXPECT_EQ(locked->decode(e.codes).audio.data, plain->decode(e.codes).audio.data);
+#else
+  GTEST_SKIP() << "mlock and smaps: Linux only";
+#endif
+}
+
+TEST(LockWeights, RefusedLockNamesTheFileAndTheLimit) {
+#if defined(__linux__)
+  // Without CAP_IPC_LOCK and under a 64 KiB limit, locking the checkpoint
+  // (several MB) must fail with a clear error, not load half-locked.
+  const bool dropped = set_ipc_lock_capability(false);
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_MEMLOCK, &before), 0);
+  rlimit low = before;
+  low.rlim_cur = 64 << 10;
+  ASSERT_EQ(setrlimit(RLIMIT_MEMLOCK, &low), 0);
+  const auto restore = [&] {
+    EXPECT_EQ(setrlimit(RLIMIT_MEMLOCK, &before), 0);
+    if (dropped) EXPECT_TRUE(set_ipc_lock_capability(true));
+  };
+  std::vector<uint8_t> probe(1 << 20, 1);
+  if (mlock(probe.data(), probe.size()) == 0) {  // still allowed: a capability this thread cannot drop
+    munlock(probe.data(), probe.size());
+    restore();
+    GTEST_SKIP() << "mlock is not limited here (CAP_IPC_LOCK could not be dropped)";
+  }
+  const fs::path dir = fixture("small-24k");
+  expect_error([&] { Codec::load(dir, {.lock_weights = true}); }, "model.safetensors: lock_weights: cannot lock");
+  expect_error([&] { Codec::load(dir, {.lock_weights = true}); }, "ulimit -l");
+  restore();
+  EXPECT_NO_THROW(Codec::load(dir));  // the same checkpoint loads unlocked
+#else
+  GTEST_SKIP() << "mlock: Linux only";
 #endif
 }
 

@@ -83,6 +83,7 @@ std::string residency_line(const Codec::WeightResidency& r) {
   os << std::fixed << std::setprecision(0) << double(r.mapped_bytes) / 1e6 << " MB mapped";
   if (!r.known) return os.str() + " (residency not reported on this system)";
   os << ", " << double(r.resident_bytes) / 1e6 << " MB resident, " << 100.0 * huge_share(r) << "% of it in 2 MiB pages";
+  if (r.locked_bytes > 0) os << ", " << double(r.locked_bytes) / 1e6 << " MB locked";
   return os.str();
 }
 
@@ -91,6 +92,7 @@ nlohmann::json residency_json(const Codec::WeightResidency& r) {
   if (r.known) {
     j["resident_bytes"] = r.resident_bytes;
     j["huge_page_bytes"] = r.huge_page_bytes;
+    j["locked_bytes"] = r.locked_bytes;
   }
   return j;
 }

@@ -33,6 +33,7 @@ struct Common {
   std::string model;  // --model or MOSS_CODEC_MODEL
   int threads = 0;
   bool pack_weights = false;  // LoadOptions::pack_weights
+  bool lock_weights = false;  // LoadOptions::lock_weights
   bool quiet = false, verbose = false, json = false, force = false;
 };
 

@@ -192,6 +192,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
                   {"parameters", wi.encoder_parameters + wi.quantizer_parameters + wi.decoder_parameters},
                   {"threads", common.threads},
                   {"pack_weights", common.pack_weights},
+                  {"lock_weights", common.lock_weights},
                   {"packed_bytes", wi.packed_bytes},
                   {"packed_in_file_bytes", wi.packed_in_file_bytes},
                   {"machine", {{"fma_peak_gflops", peak}, {"read_bandwidth_gbs", bandwidth}}},

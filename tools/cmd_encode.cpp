@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 std::shared_ptr<const Codec> load_model(const Common& c, Parts parts) {
   if (c.model.empty()) throw CliError{kUsage, "no model: pass --model DIR (or owner/name) or set MOSS_CODEC_MODEL"};
   try {
-    return Codec::load(c.model, {.parts = parts, .threads = c.threads, .pack_weights = c.pack_weights});
+    return Codec::load(c.model,
+                       {.parts = parts, .threads = c.threads, .pack_weights = c.pack_weights, .lock_weights = c.lock_weights});
   } catch (const Error& e) {
     throw CliError{kModelError, e.what()};
   }

@@ -47,6 +47,7 @@ Runner add_info(CLI::App& app, const Common& common) {
                   {"memory_bytes", memory},
                   {"packed_bytes", w.packed_bytes},
                   {"packed_in_file_bytes", w.packed_in_file_bytes},
+                  {"in_place_bytes", w.in_place_bytes},
                   {"weight_residency", residency_json(residency)},
                   {"bitrate_bps", bitrates}});
       return int(kOk);

@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", common.threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_flag("--pack-weights", common.pack_weights,
                "Copy the matrices into oneDNN's blocked layout at load: offline work 7-10% faster, load slower");
+  app.add_flag("--lock-weights", common.lock_weights,
+               "Lock the mapped weights in memory (mlock) so reclaim cannot drop or split them while loaded");
   app.add_flag("-q,--quiet", common.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", common.verbose, "Print more about what happens");
   app.add_flag("--json", common.json, "Print a one-line JSON summary for scripts");

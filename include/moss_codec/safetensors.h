@@ -56,6 +56,10 @@ class SafetensorsFile {
   // process when the file is mapped; the next read faults them back in from
   // the page cache. Nothing happens to bytes held in memory (from_bytes).
   void release_pages(const uint8_t* p, size_t bytes) const;
+  // Locks the pages of [p, p + bytes) (clipped to the file) in memory while
+  // the file stays mapped (mlock(2)); returns 0 or the failure's errno. Bytes
+  // held in memory (from_bytes) are left alone (0).
+  int lock_pages(const uint8_t* p, size_t bytes) const;
 
  private:
   std::filesystem::path path_;

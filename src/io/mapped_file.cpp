@@ -51,6 +51,15 @@ void MappedFile::release_pages(const uint8_t* p, size_t bytes) const {
   if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+int MappedFile::lock_pages(const uint8_t* p, size_t bytes) const {
+  if (!owned_.empty() || !data_ || p < data_ || p >= data_ + size_) return 0;
+  bytes = std::min(bytes, size_t(data_ + size_ - p));
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes + page - 1) / page * page;
+  return ::mlock(reinterpret_cast<const void*>(begin), end - begin) == 0 ? 0 : errno;
+}
+
 MappedFile::~MappedFile() {
   if (owned_.empty() && data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -22,6 +22,11 @@ class MappedFile {
   // Drops the whole pages of [p, p + bytes) (clipped to the file) from this
   // process's memory when this is a mapping (see SafetensorsFile).
   void release_pages(const uint8_t* p, size_t bytes) const;
+  // Locks the pages holding [p, p + bytes) (clipped to the file; partial pages
+  // at the ends included) in memory: mlock(2), so reclaim cannot drop them
+  // until the mapping goes. Returns 0 or the errno of the failure. Nothing is
+  // done (0) for bytes held in memory or outside this file.
+  int lock_pages(const uint8_t* p, size_t bytes) const;
 
  private:
   MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}

@@ -12,6 +12,7 @@ PageResidency& PageResidency::operator+=(const PageResidency& o) {
   mapped_bytes += o.mapped_bytes;
   resident_bytes += o.resident_bytes;
   huge_page_bytes += o.huge_page_bytes;
+  locked_bytes += o.locked_bytes;
   return *this;
 }
 
@@ -46,19 +47,30 @@ PageResidency page_residency_from_smaps(std::istream& smaps, const void* begin, 
   r.mapped_bytes = int64_t(size);
   const uint64_t lo = reinterpret_cast<uintptr_t>(begin), hi = lo + size;
   double share = 0;  // of the current mapping's pages that lie in the range
+  int64_t rss = 0;   // the current mapping's resident bytes in the range
   std::string line;
   while (std::getline(smaps, line)) {
     uint64_t a = 0, b = 0;
     if (parse_mapping_header(line, a, b)) {
       const uint64_t from = a > lo ? a : lo, to = b < hi ? b : hi;
       share = (to > from && b > a) ? double(to - from) / double(b - a) : 0.0;
+      rss = 0;
       continue;
     }
     if (share == 0) continue;
     int64_t bytes = 0;
-    if (parse_kb_field(line, "Rss:", bytes)) r.resident_bytes += int64_t(share * double(bytes));
-    else if (parse_kb_field(line, "FilePmdMapped:", bytes) || parse_kb_field(line, "AnonHugePages:", bytes))
+    if (parse_kb_field(line, "Rss:", bytes)) {
+      rss = int64_t(share * double(bytes));
+      r.resident_bytes += rss;
+    } else if (parse_kb_field(line, "FilePmdMapped:", bytes) || parse_kb_field(line, "AnonHugePages:", bytes)) {
       r.huge_page_bytes += int64_t(share * double(bytes));
+    } else if (line.compare(0, 8, "VmFlags:") == 0) {
+      // A locked mapping (mlock, flag "lo") counts its resident pages; not
+      // smaps' Locked field, which splits pages other mappings share (PSS).
+      std::istringstream flags(line.substr(8));
+      for (std::string f; flags >> f;)
+        if (f == "lo") r.locked_bytes += rss;
+    }
   }
   return r;
 }

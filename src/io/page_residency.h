@@ -20,11 +20,13 @@ struct PageResidency {
   int64_t mapped_bytes = 0;  // the range's size
   int64_t resident_bytes = 0;
   int64_t huge_page_bytes = 0;  // resident in PMD-mapped pages (file or anonymous)
+  int64_t locked_bytes = 0;     // resident in locked (mlock) mappings, smaps' VmFlags "lo"
   PageResidency& operator+=(const PageResidency& o);
 };
 
 // Residency of [begin, begin + size) from smaps-formatted text: each mapping
-// that overlaps the range counts its Rss, FilePmdMapped and AnonHugePages in
+// that overlaps the range counts its Rss, FilePmdMapped and AnonHugePages (and
+// its Rss as locked when VmFlags has "lo") in
 // proportion to the overlap. Exposed for tests; lines it does not know are skipped.
 PageResidency page_residency_from_smaps(std::istream& smaps, const void* begin, size_t size);
 

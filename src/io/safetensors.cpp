@@ -251,5 +251,6 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
 const uint8_t* SafetensorsFile::data() const { return mapping_->data(); }
 size_t SafetensorsFile::size() const { return mapping_->size(); }
 void SafetensorsFile::release_pages(const uint8_t* p, size_t bytes) const { mapping_->release_pages(p, bytes); }
+int SafetensorsFile::lock_pages(const uint8_t* p, size_t bytes) const { return mapping_->lock_pages(p, bytes); }
 
 }  // namespace moss

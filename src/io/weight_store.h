@@ -110,7 +110,17 @@ class WeightStore {
   // process (the page cache keeps them; a later read faults them back in):
   // for weights the model no longer reads. Ranges outside every mapping, or
   // in files held in memory rather than mapped, are left alone.
-  void release_pages(const void* p, size_t bytes) const;
+  void release_pages(const void* p, size_t bytes);
+  // Locks in memory the mapped pages of every tensor the model reads in
+  // place (float32 used as stored, 16-bit matrices kept in place, blocked
+  // matrices of a packed checkpoint; not those converted into copies, nor
+  // pages released above), in 2 MiB-aligned extents, so that memory reclaim
+  // cannot drop or split them while the store lives
+  // (LoadOptions::lock_weights). Throws naming the file and the locked-memory
+  // limit when the system refuses.
+  void lock_in_place() const;
+  // Bytes of the tensors lock_in_place() covers.
+  int64_t in_place_bytes() const;
   // Records that the model holds matrix `name` (out, in) packed: `bytes` at
   // `data` in oneDNN's blocked layout (held_bytes too); in_file: used in
   // place from a packed checkpoint rather than copied at load.
@@ -157,6 +167,7 @@ class WeightStore {
   bool pack_matrices_ = false;
   std::map<std::string, Packed> packed_;
   std::map<std::string, int64_t> blocked_elements_;  // by stored name, for element_counts
+  std::map<const uint8_t*, size_t> in_place_;          // mapped bytes the model reads as stored: start -> size
 
   FloatWeight checked(FloatWeight w, const TensorView& v) const;
 };

@@ -129,6 +129,7 @@ std::shared_ptr<const Codec> Codec::load(const std::string& path_or_id, const Lo
     if (extra.size() > 20) list += ", ... (" + std::to_string(extra.size()) + " in all)";
     throw Error(dir.string() + ": unexpected tensors not used by this config: " + list);
   }
+  if (options.lock_weights) store.lock_in_place();
   return std::shared_ptr<const Codec>(new Codec(std::move(impl)));
 }
 
@@ -146,6 +147,7 @@ Codec::WeightInfo Codec::weight_info() const {
     by_part(name, n, w.encoder_bytes, w.quantizer_bytes, w.decoder_bytes);
   w.file_bytes = impl_->weights->total_bytes();
   w.dtypes = impl_->weights->dtype_summary();
+  w.in_place_bytes = impl_->weights->in_place_bytes();
   for (auto& [name, p] : impl_->weights->packed()) {
     w.packed_bytes += p.bytes;
     if (p.in_file) w.packed_in_file_bytes += p.bytes;
@@ -155,7 +157,7 @@ Codec::WeightInfo Codec::weight_info() const {
 
 Codec::WeightResidency Codec::weight_residency() const {
   const PageResidency r = impl_->weights->residency();
-  return {r.known, r.mapped_bytes, r.resident_bytes, r.huge_page_bytes};
+  return {r.known, r.mapped_bytes, r.resident_bytes, r.huge_page_bytes, r.locked_bytes};
 }
 
 void Codec::save_config(const fs::path& path, bool overwrite) const {

@@ -35,7 +35,7 @@ Linear::Linear(MatrixWeight weight) {
 // 9-16 over the threads: both read the weights faster than matmul there.
 static constexpr int64_t kMatmulMinRows = 17;
 
-void Linear::pack(const WeightStore& store) {
+void Linear::pack(WeightStore& store) {
   if (!matmul_ || half_.data || packed_) return;
   matmul_->pack();
   if (!matmul_->packed()) return;

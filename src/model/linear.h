@@ -28,7 +28,7 @@ class Linear {
   // plain weights are let go (freed, or a mapped range dropped from this
   // process's pages through store). Nothing changes where oneDNN has no
   // blocked kernel. Call before any forward.
-  void pack(const WeightStore& store);
+  void pack(WeightStore& store);
   bool packed() const { return packed_; }
   int64_t packed_bytes() const { return packed_ ? matmul_->packed_bytes() : 0; }
   const float* packed_data() const { return packed_ ? matmul_->packed_data() : nullptr; }

@@ -203,6 +203,17 @@ class Api(unittest.TestCase):
         np.testing.assert_array_equal(a.codes, b.codes)
         np.testing.assert_array_equal(plain.decode(a.codes).audio, packed.decode(a.codes).audio)
 
+    def test_lock_weights_locks_the_weights_read_in_place(self):
+        folder = os.path.join(FIXTURES, "small-24k")
+        locked = moss_codec.Codec.load(folder, lock_weights=True)
+        plain = moss_codec.Codec.load(folder)
+        self.assertGreater(locked.weight_info()["in_place_bytes"], 0)
+        if locked.weight_residency()["known"]:
+            self.assertGreaterEqual(locked.weight_residency()["locked_bytes"], locked.weight_info()["in_place_bytes"])
+            self.assertEqual(plain.weight_residency()["locked_bytes"], 0)
+        audio = self.audio(3 * plain.downsample_rate + 5)
+        np.testing.assert_array_equal(plain.encode(audio).codes, locked.encode(audio).codes)
+
     def test_save_packed_needs_packed_matrices(self):
         # The fixtures' matrices are too small to pack (the C++ tests write and
         # load packed checkpoints of wider ones): the refusal names the cause,
