@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -54,6 +55,29 @@ void matmul_bench(benchmark::State& st, bool pack) {
 void BM_Matmul(benchmark::State& st) { matmul_bench(st, false); }
 void BM_MatmulPacked(benchmark::State& st) { matmul_bench(st, true); }
 
+// The same with cold weights, as in a model's pass (every matrix read once,
+// then not again until the next call): a pool of distinct matrices of 1 GiB
+// in all, used in turn.
+void matmul_cold_bench(benchmark::State& st, bool pack) {
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  const int64_t pool = std::max<int64_t>(2, (int64_t(1) << 28) / (n * k));
+  auto x = randoms(size_t(m * k));
+  std::vector<float> w(size_t(pool * n * k), 0.01f), y(size_t(m * n));
+  std::vector<std::unique_ptr<moss::OnednnMatmul>> mms;
+  for (int64_t i = 0; i < pool; ++i) {
+    mms.push_back(std::make_unique<moss::OnednnMatmul>(w.data() + i * n * k, n, k));
+    if (pack) mms.back()->pack();
+  }
+  int64_t i = 0;
+  for (auto _ : st) mms[size_t(i++ % pool)]->forward(x.data(), m, y.data());
+  st.SetItemsProcessed(st.iterations() * 2 * m * n * k);
+}
+void BM_MatmulCold(benchmark::State& st) { matmul_cold_bench(st, false); }
+void BM_MatmulPackedCold(benchmark::State& st) { matmul_cold_bench(st, true); }
+#define COLD_SHAPES Args({125, 5120, 1280})->Args({125, 1280, 5120})->Args({1000, 3072, 768})
+BENCHMARK(BM_MatmulCold)->COLD_SHAPES->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MatmulPackedCold)->COLD_SHAPES->Unit(benchmark::kMillisecond)->UseRealTime();
+
 #define LINEAR_SHAPES                                                                                           \
   Args({1000, 2304, 768})->Args({1000, 3072, 768})->Args({1000, 768, 3072})->Args({125, 3840, 1280})         \
       ->Args({125, 5120, 1280})->Args({125, 1280, 5120})->Args({1, 3840, 1280})->Args({8, 2304, 768})
@@ -90,6 +114,19 @@ BENCHMARK(BM_WeightStream)
     ->Args({8, 2304, 768})
     ->Args({8, 3072, 768})
     ->Args({8, 768, 3072})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// The few-row kernel with its weights in cache (BM_Sgemm's products on
+// matrices small enough for the two cores' L2): its FMA rate, the bound of the
+// 8-row stage where every weight byte needs 4 FLOPs. Items = FLOPs; each call
+// (~20 us) includes starting the thread team (~0.7 us here).
+BENCHMARK(BM_Sgemm)
+    ->Name("BM_FewRowInCache")
+    ->Args({8, 256, 768})
+    ->Args({8, 64, 3072})
+    ->Args({4, 256, 768})
+    ->Args({1, 128, 1280})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
