@@ -274,8 +274,9 @@ void WeightStore::lock_in_place() const {
     const uintptr_t lo = reinterpret_cast<uintptr_t>(f.data()), hi = lo + f.size();
     std::vector<std::pair<uintptr_t, uintptr_t>> extents;
     for (auto it = in_place_.lower_bound(f.data()); it != in_place_.end() && it->first < f.data() + f.size(); ++it) {
-      const uintptr_t b = std::max(lo, reinterpret_cast<uintptr_t>(it->first) / kExtent * kExtent);
-      const uintptr_t e = std::min(hi, (reinterpret_cast<uintptr_t>(it->first) + it->second + kExtent - 1) / kExtent * kExtent);
+      const uintptr_t start = reinterpret_cast<uintptr_t>(it->first);
+      const uintptr_t b = std::max(lo, start / kExtent * kExtent);
+      const uintptr_t e = std::min(hi, (start + it->second + kExtent - 1) / kExtent * kExtent);
       if (!extents.empty() && b <= extents.back().second) extents.back().second = std::max(extents.back().second, e);
       else extents.emplace_back(b, e);
     }
