@@ -15,6 +15,11 @@
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include "io/page_residency.h"
 #include "kernels/few_row_gemm.h"
 #include "moss_codec/codec.h"
 #include "moss_codec/error.h"
@@ -151,6 +156,25 @@ int for_each_few_row_case(const std::vector<std::pair<int64_t, int64_t>>& shapes
         }
   }
   return ran;
+}
+
+// Whether mlock really locks in this process: sanitizer runtimes (ASan)
+// intercept it as a no-op that reports success. Asked of one anonymous page,
+// through smaps as weight_residency() reads it.
+inline bool mlock_locks() {
+#if defined(__linux__)
+  static const bool works = [] {
+    void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    const bool locked = mlock(p, 4096) == 0 && moss::page_residency(p, 4096).locked_bytes > 0;
+    munlock(p, 4096);
+    munmap(p, 4096);
+    return locked;
+  }();
+  return works;
+#else
+  return false;
+#endif
 }
 
 // Expects `fn` to throw moss::Error whose message contains `needle`.

@@ -208,7 +208,8 @@ class Api(unittest.TestCase):
         locked = moss_codec.Codec.load(folder, lock_weights=True)
         plain = moss_codec.Codec.load(folder)
         self.assertGreater(locked.weight_info()["in_place_bytes"], 0)
-        if locked.weight_residency()["known"]:
+        # Under AddressSanitizer (LD_PRELOAD) mlock is a no-op that reports success.
+        if locked.weight_residency()["known"] and "asan" not in os.environ.get("LD_PRELOAD", ""):
             self.assertGreaterEqual(locked.weight_residency()["locked_bytes"], locked.weight_info()["in_place_bytes"])
             self.assertEqual(plain.weight_residency()["locked_bytes"], 0)
         audio = self.audio(3 * plain.downsample_rate + 5)
