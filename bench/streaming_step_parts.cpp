@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -21,6 +20,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "bench_common.h"
 #include "kernels/few_row_gemm.h"
 #include "machine_probe.h"
 #include "moss_codec/codec.h"
@@ -70,17 +70,10 @@ extern "C" void WRAP(ATTENTION)(const moss::AttentionShape& s, const float* q, i
 }
 
 namespace {
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int64_t weight_bytes(const moss::FewRowProduct& p) { return p.n * p.k * (p.w16 ? 2 : 4); }
 
 struct PushParts {
-  double step = 0, products = 0, replay = 0, probe = 0;
+  double step = 0, products = 0, replay = 0, probe = 0, rest = 0;
   std::map<int64_t, double> rows_s, rows_replay_s, rows_bytes;  // by input rows
   std::map<int64_t, double> attention;
 };
@@ -102,11 +95,7 @@ int main(int argc, char** argv) {
     std::shared_ptr<const moss::Codec> codec = moss::Codec::load(argv[1], options);
     const moss::CodecConfig& cfg = codec->config();
     // The first push fills every attention window, as `bench` does.
-    double context_s = cfg.context_duration;
-    for (const moss::ModuleConfig& m : cfg.decoder)
-      if (m.kind == moss::ModuleConfig::Kind::Transformer && m.transformer.context_duration)
-        context_s = std::max(context_s, *m.transformer.context_duration);
-    const int64_t history = std::max<int64_t>(1, int64_t(std::ceil(context_s * cfg.frame_rate())));
+    const int64_t history = moss::cli::window_filling_frames(cfg);
     const int nq = cfg.quantizer.num_quantizers, codebook = cfg.quantizer.codebook_size;
     auto codes = [&](int64_t n, int64_t seed) {
       moss::CodeTensor c({nq, n});
@@ -151,16 +140,17 @@ int main(int argc, char** argv) {
       }
       pp.replay = since(r0);
       pp.attention = attention_s;
+      pp.rest = pp.step - pp.products;
+      for (const auto& [q, seconds] : attention_s) pp.rest -= seconds;
       if (t >= skip) parts.push_back(pp);
     }
     auto med = [&](auto f) {
       std::vector<double> v;
       for (const PushParts& p : parts) v.push_back(f(p));
-      return median(v);
+      return moss::cli::median(v);
     };
     const double step = med([](const PushParts& p) { return p.step; }) * 1e3;
     const double prod = med([](const PushParts& p) { return p.products; }) * 1e3;
-    double attention = 0;
     std::printf("%zu one-frame pushes after a %lld-frame first push (medians; read probe %.1f GB/s)\n", parts.size(),
                 static_cast<long long>(history), med([](const PushParts& p) { return p.probe; }));
     std::printf("step                %7.2f ms\n", step);
@@ -175,12 +165,11 @@ int main(int argc, char** argv) {
     }
     for (const auto& [q, calls] : attention_calls) {
       const double s = med([q = q](const PushParts& p) { return p.attention.at(q); }) * 1e3;
-      attention += s;
       std::printf("attention, %lld quer%s %7.2f ms (%d layers)\n", static_cast<long long>(q), q == 1 ? "y  " : "ies", s,
                   calls);
     }
     std::printf("everything else     %7.2f ms (norms, GELU, RoPE, key/value appends, adds, patching)\n",
-                step - prod - attention);
+                med([](const PushParts& p) { return p.rest; }) * 1e3);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
     return 1;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 
+#include "bench_common.h"
 #include "commands.h"
 #include "machine_probe.h"
 #include "moss_codec/streaming.h"
@@ -20,12 +21,6 @@ namespace {
 struct Latency {
   double median_ms = 0, p95_ms = 0, mean_ms = 0;
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 Latency percentiles(std::vector<double> ms) {
   Latency l;
@@ -113,12 +108,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
     // ~37 and ~65 GB/s within seconds; a push whose two probes differ by
     // more than 15% straddled a flip, and its ratio says nothing, so it is
     // left out of the ratio (unless every push was).
-    double context_s = cfg.context_duration;
-    for (const auto* part : {&cfg.encoder, &cfg.decoder})
-      for (const ModuleConfig& m : *part)
-        if (m.kind == ModuleConfig::Kind::Transformer && m.transformer.context_duration)
-          context_s = std::max(context_s, *m.transformer.context_duration);
-    const int64_t history = std::max<int64_t>(1, int64_t(std::ceil(context_s * cfg.frame_rate())));
+    const int64_t history = window_filling_frames(cfg);
     const int64_t warm = 3, T = a->stream_frames;
     std::vector<double> dec_ms, enc_ms, dec_bw, dec_x_floor, all_bw, all_x_floor;
     const double dec_bytes = double(wi.decoder_bytes);  // as held: 2 per value for 16-bit matrices in place
