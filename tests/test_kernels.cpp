@@ -371,14 +371,16 @@ TEST(FewRowGemm, ResultsDoNotDependOnHowRowsAreShared) {
 }
 
 // Attention's weighted sum of values for a few rows: every kernel, value
-// widths below, at and off a vector, padded strides, stored or accumulated.
+// widths below, at and off a vector, and wide ones taken in strips of four
+// vectors (96 and 128: 3 and 4 strips with AVX2, 128 in 2 with AVX-512),
+// padded strides, stored or accumulated.
 TEST(FewRowWeightedSum, EveryKernelMatchesDoublePrecision) {
   int checked = 0;
   for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
     if (!few_row_gemm_available(isa)) continue;
     for (int64_t m = 1; m <= kFewRowsMax; ++m)
       for (int64_t span : {1, 7, 130})
-        for (int64_t d : {1, 15, 16, 64, 70}) {
+        for (int64_t d : {1, 15, 16, 64, 70, 96, 128}) {
           // ldv == d (a head's values, packed) takes the narrow kernels.
           const int64_t ldp = span + 1, ldv = m % 2 ? d : d + 3, ldy = d + 2;
           auto p = random_floats(size_t(m * ldp), 21), v = random_floats(size_t(span * ldv), 22);
