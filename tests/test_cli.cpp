@@ -287,6 +287,28 @@ TEST_F(Cli, HalfPrecisionModelsAreWrittenAndHeldIn16Bits) {
   EXPECT_EQ(cli("init-random " + cfg + " -o model-f8 --dtype f8", dir_).code, 1);
 }
 
+// Where nothing gets packed (a CPU without oneDNN's blocked kernel), the flag
+// says so on stderr instead of changing nothing silently; -q keeps it quiet.
+TEST_F(Cli, PackWeightsSaysWhenNothingWasPacked) {
+  { std::ofstream(dir_ / "wide.json") << wide_small_config(); }
+  ASSERT_EQ(cli("init-random --config wide.json -o wide --seed 5", dir_).code, 0);
+  CliRun r = cli("info --json --pack-weights --model wide", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const bool packed = nlohmann::json::parse(r.out)["packed_bytes"].get<int64_t>() > 0;
+  EXPECT_EQ(r.err.find("--pack-weights packed no matrix") == std::string::npos, packed) << r.err;
+  r = cli("info -q --pack-weights --model wide", dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("--pack-weights packed no matrix"), std::string::npos) << r.err;
+  r = cli("info --model wide", dir_);
+  EXPECT_EQ(r.err.find("--pack-weights"), std::string::npos) << r.err;
+  if (!packed) {  // and pack itself fails with its own reason, once
+    r = cli("pack --model wide -o wide-packed", dir_);
+    EXPECT_NE(r.code, 0);
+    EXPECT_EQ(r.err.find("--pack-weights packed no matrix"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("no matrix is packed"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(Cli, PackWeightsGivesTheSameCodesAndAudio) {
   // Transformers wide enough for oneDNN's matmul, so there is something to pack.
   { std::ofstream(dir_ / "wide.json") << wide_small_config(); }

@@ -13,12 +13,20 @@ namespace fs = std::filesystem;
 
 std::shared_ptr<const Codec> load_model(const Common& c, Parts parts) {
   if (c.model.empty()) throw CliError{kUsage, "no model: pass --model DIR (or owner/name) or set MOSS_CODEC_MODEL"};
+  std::shared_ptr<const Codec> codec;
   try {
-    return Codec::load(c.model,
-                       {.parts = parts, .threads = c.threads, .pack_weights = c.pack_weights, .lock_weights = c.lock_weights});
+    codec = Codec::load(c.model,
+                        {.parts = parts, .threads = c.threads, .pack_weights = c.pack_weights, .lock_weights = c.lock_weights});
   } catch (const Error& e) {
     throw CliError{kModelError, e.what()};
   }
+  // Without AVX-512 (oneDNN 2.6 has no blocked float32 kernel below it) the
+  // flag changes nothing: say so rather than let a benchmark look as if it did.
+  if (c.pack_weights && !c.quiet && codec->weight_info().packed_bytes == 0)
+    std::cerr << "note: --pack-weights packed no matrix: this CPU has no oneDNN blocked float32 kernel (it needs "
+                 "AVX-512), or the matrices are too small for oneDNN's matmul; the weights stay as they are (the "
+                 "results are the same)\n";
+  return codec;
 }
 
 CodeTensor encode_audio(const std::shared_ptr<const Codec>& codec, ModelInputReader& input, std::optional<int> nq,

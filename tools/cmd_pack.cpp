@@ -21,6 +21,7 @@ Runner add_pack(CLI::App& app, const Common& common) {
   return [output, &common]() {
     Common packing = common;
     packing.pack_weights = true;
+    packing.quiet = true;  // only the load: save_packed's error says why nothing was packed
     const auto t0 = std::chrono::steady_clock::now();
     auto codec = load_model(packing, Parts::All);
     const double load_s = seconds_since(t0);
