@@ -117,6 +117,48 @@ BENCHMARK(BM_WeightStream)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// Few-row products against weights not in any cache, stored as `stored`
+// values of T per matrix (a pool of them, 1 GiB in all, used in turn), which
+// set(p, w) hands to the product. Reported as the bytes of T read per second.
+template <class T, class Set>
+void few_row_stream(benchmark::State& st, int64_t stored, T fill, Set set) {
+  if (!moss::few_row_gemm_available()) {
+    st.SkipWithError("no few-row kernels for this CPU");
+    return;
+  }
+  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  const int64_t pool = std::max<int64_t>(2, (int64_t(1) << 30) / (stored * int64_t(sizeof(T))));
+  std::vector<T> w(size_t(pool * stored), fill);
+  auto x = randoms(size_t(m * k));
+  std::vector<float> y(size_t(m * n));
+  int64_t i = 0;
+  for (auto _ : st) {
+    moss::FewRowProduct p{x.data(), k, m, k, nullptr, k, n, y.data(), n};
+    set(p, w.data() + (i++ % pool) * stored);
+    moss::few_row_gemm(p);
+  }
+  st.SetBytesProcessed(st.iterations() * n * k * int64_t(sizeof(T)));
+}
+
+// The same products over weights in oneDNN's blocked layout (a packed
+// checkpoint), which the few-row kernel reads as sums of outer products.
+void BM_WeightStreamBlocked(benchmark::State& st) {
+  const int64_t n = st.range(1), k = st.range(2);
+  const int64_t strips = (n + moss::kBlockedStrip - 1) / moss::kBlockedStrip;
+  few_row_stream(st, strips * moss::kBlockedStrip * moss::blocked_depth(k), 0.01f,
+                 [](moss::FewRowProduct& p, const float* w) { p.w_blocked = w; });
+}
+BENCHMARK(BM_WeightStreamBlocked)
+    ->Args({1, 3840, 1280})
+    ->Args({1, 1280, 5120})
+    ->Args({2, 3072, 768})
+    ->Args({4, 3072, 768})
+    ->Args({8, 2304, 768})
+    ->Args({8, 3072, 768})
+    ->Args({8, 768, 3072})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 // The few-row kernel with its weights in cache (BM_Sgemm's products on
 // matrices small enough for the two cores' L2): its FMA rate, the bound of the
 // 8-row stage where every weight byte needs 4 FLOPs. Items = FLOPs; each call
@@ -134,22 +176,8 @@ BENCHMARK(BM_Sgemm)
 // registers, half the bytes. Reported as bf16 bytes read per second, so time
 // per product is half BM_WeightStream's at equal GB/s.
 void BM_WeightStreamBf16(benchmark::State& st) {
-  if (!moss::few_row_gemm_available()) {
-    st.SkipWithError("no few-row kernels for this CPU");
-    return;
-  }
-  const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
-  const int64_t pool = std::max<int64_t>(2, (int64_t(1) << 29) / (n * k));
-  std::vector<uint16_t> w(size_t(pool * n * k), moss::float_to_bf16(0.01f));
-  auto x = randoms(size_t(m * k));
-  std::vector<float> y(size_t(m * n));
-  int64_t i = 0;
-  for (auto _ : st) {
-    moss::FewRowProduct p{x.data(), k, m, k, nullptr, k, n, y.data(), n};
-    p.w16 = w.data() + (i++ % pool) * n * k;
-    moss::few_row_gemm(p);
-  }
-  st.SetBytesProcessed(st.iterations() * n * k * int64_t(sizeof(uint16_t)));
+  few_row_stream(st, st.range(1) * st.range(2), moss::float_to_bf16(0.01f),
+                 [](moss::FewRowProduct& p, const uint16_t* w) { p.w16 = w; });
 }
 BENCHMARK(BM_WeightStreamBf16)
     ->Args({1, 3840, 1280})

@@ -299,6 +299,25 @@ TEST(FiniteScan, FindsTheFirstNanOrInfAtEveryPosition) {
   }
 }
 
+// y (from y0) must hold case c's product of x and W (n x k, rows ldw apart)
+// to float32 rounding of a sum of k terms, and keep y0's padding between rows.
+void expect_product_in_double(const FewRowCase& c, const std::vector<float>& x, const std::vector<float>& w, int64_t ldw,
+                              const std::vector<float>& y0, const std::vector<float>& y) {
+  for (int64_t r = 0; r < c.m; ++r)
+    for (int64_t j = 0; j < c.n; ++j) {
+      double dot = 0, mag = 0;
+      for (int64_t t = 0; t < c.k; ++t) {
+        dot += double(x[size_t(r * c.ldx + t)]) * w[size_t(j * ldw + t)];
+        mag += std::fabs(double(x[size_t(r * c.ldx + t)]) * w[size_t(j * ldw + t)]);
+      }
+      const double expect = c.alpha * dot + (c.accumulate ? y0[size_t(r * c.ldy + j)] : 0.0);
+      ASSERT_NEAR(y[size_t(r * c.ldy + j)], expect, 1e-6 * (1 + mag))
+          << "isa " << int(c.isa) << " m " << c.m << " n " << c.n << " k " << c.k << " accumulate " << c.accumulate;
+    }
+  for (int64_t r = 0; r < c.m; ++r)
+    for (int64_t j = c.n; j < c.ldy; ++j) ASSERT_EQ(y[size_t(r * c.ldy + j)], y0[size_t(r * c.ldy + j)]);
+}
+
 TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {3, 15},    {7, 16},    {13, 33},
                                                             {37, 130}, {64, 2100}, {9, 4100}, {45, 2100}, {1030, 80}};
@@ -308,20 +327,7 @@ TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
     auto y = random_floats(size_t(c.m * c.ldy), 13);
     const auto y0 = y;
     few_row_gemm({x.data(), c.ldx, c.m, c.k, w.data(), c.ldw, c.n, y.data(), c.ldy, c.alpha, c.accumulate}, c.isa);
-    for (int64_t r = 0; r < c.m; ++r)
-      for (int64_t j = 0; j < c.n; ++j) {
-        double dot = 0, mag = 0;
-        for (int64_t t = 0; t < c.k; ++t) {
-          dot += double(x[size_t(r * c.ldx + t)]) * w[size_t(j * c.ldw + t)];
-          mag += std::fabs(double(x[size_t(r * c.ldx + t)]) * w[size_t(j * c.ldw + t)]);
-        }
-        const double expect = c.alpha * dot + (c.accumulate ? y0[size_t(r * c.ldy + j)] : 0.0);
-        ASSERT_NEAR(y[size_t(r * c.ldy + j)], expect, 1e-6 * (1 + mag))
-            << "isa " << int(c.isa) << " m " << c.m << " n " << c.n << " k " << c.k << " accumulate " << c.accumulate;
-      }
-    // Padding between rows of y is never written.
-    for (int64_t r = 0; r < c.m; ++r)
-      for (int64_t j = c.n; j < c.ldy; ++j) ASSERT_EQ(y[size_t(r * c.ldy + j)], y0[size_t(r * c.ldy + j)]);
+    expect_product_in_double(c, x, w, c.ldw, y0, y);
   });
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
@@ -363,6 +369,74 @@ TEST(FewRowGemm, ResultsDoNotDependOnHowRowsAreShared) {
             << "isa " << int(c.isa) << " m " << c.m << " n " << c.n << " k " << c.k << " accumulate " << c.accumulate
             << " threads " << threads;
       }
+    }
+  });
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
+#endif
+}
+
+// W (n x k, row-major) in oneDNN's BA16a64b layout as FewRowProduct::w_blocked
+// reads it, written out from its definition: strip s of 64 outputs holds
+// blocked_depth(k) inputs of 64 weights each. Padding is `pad`.
+std::vector<float> to_blocked(const std::vector<float>& w, int64_t n, int64_t k, float pad) {
+  const int64_t strips = (n + kBlockedStrip - 1) / kBlockedStrip, depth = blocked_depth(k);
+  std::vector<float> b(size_t(strips * depth * kBlockedStrip), pad);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t t = 0; t < k; ++t)
+      b[size_t((j / kBlockedStrip * depth + t) * kBlockedStrip + j % kBlockedStrip)] = w[size_t(j * k + t)];
+  return b;
+}
+
+// Weights in the blocked layout of packed checkpoints: every kernel set, 1-8
+// rows, outputs and inputs off the 64 x 16 tiles, padded strides, scaled and
+// accumulated. The layout's padding is NaN, so a kernel that sums it into an
+// output, or stores a padded output, fails.
+TEST(FewRowGemm, BlockedWeightsMatchDoublePrecision) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},    {3, 15},   {64, 16}, {70, 33},
+                                                            {130, 200}, {45, 2100}, {200, 768}};
+  const int checked = for_each_few_row_case(shapes, [](const FewRowCase& c) {
+    if (::testing::Test::HasFatalFailure()) return;
+    const auto x = random_floats(size_t(c.m * c.ldx), 31), w = random_floats(size_t(c.n * c.k), 32);
+    const auto blocked = to_blocked(w, c.n, c.k, NAN);
+    auto y = random_floats(size_t(c.m * c.ldy), 33);
+    const auto y0 = y;
+    FewRowProduct p{x.data(), c.ldx, c.m, c.k, nullptr, 0, c.n, y.data(), c.ldy, c.alpha, c.accumulate};
+    p.w_blocked = blocked.data();
+    few_row_gemm(p, c.isa);
+    expect_product_in_double(c, x, w, c.k, y0, y);
+  });
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
+#endif
+}
+
+// Blocked weights are shared out by whole strips: the same bits at every
+// thread count, every output written once (named outside sanitize.sh's
+// '*Thread*' TSan filter, as the test above on row sharing).
+TEST(FewRowGemm, BlockedResultsDoNotDependOnHowStripsAreShared) {
+  struct RestoreThreads {
+    int saved = omp_get_max_threads();
+    ~RestoreThreads() { omp_set_num_threads(saved); }
+  } restore;
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1031, 300}, {4100, 80}, {517, 5120}};
+  const int checked = for_each_few_row_case(shapes, [](const FewRowCase& c) {
+    if (::testing::Test::HasFatalFailure()) return;
+    const auto x = random_floats(size_t(c.m * c.ldx), 41);
+    const auto blocked = to_blocked(random_floats(size_t(c.n * c.k), 42), c.n, c.k, NAN);
+    const auto y0 = random_floats(size_t(c.m * c.ldy), 43);
+    auto one = y0;
+    FewRowProduct p{x.data(), c.ldx, c.m, c.k, nullptr, 0, c.n, one.data(), c.ldy, c.alpha, c.accumulate};
+    p.w_blocked = blocked.data();
+    omp_set_num_threads(1);
+    few_row_gemm(p, c.isa);
+    for (int threads : {2, 3, 16}) {
+      omp_set_num_threads(threads);
+      auto y = y0;
+      p.y = y.data();
+      few_row_gemm(p, c.isa);
+      ASSERT_EQ(0, std::memcmp(y.data(), one.data(), y.size() * sizeof(float)))
+          << "isa " << int(c.isa) << " m " << c.m << " n " << c.n << " k " << c.k << " threads " << threads;
     }
   });
 #if defined(__x86_64__)

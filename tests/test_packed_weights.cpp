@@ -3,6 +3,9 @@
 // (mapped) weights; streaming must stay exact against offline; the mapped
 // plain pages must be let go. Where oneDNN has no blocked float32 kernel
 // (before AVX-512) packing does nothing and these tests are skipped.
+#include <cmath>
+
+#include "kernels/few_row_gemm.h"
 #include "kernels/onednn_matmul.h"
 #include "model/linear.h"
 #include "moss_codec/codec.h"
@@ -27,6 +30,36 @@ TEST(PackedWeights, MatmulEqualsPlainForEveryRowCount) {
       plain.forward(x.data(), m, a.data());
       packed.forward(x.data(), m, b.data());
       EXPECT_TRUE(same_bits(a, b)) << "max difference " << max_abs_diff(a, b);
+    }
+  }
+}
+
+// The few-row kernel reads oneDNN's own packed copy as the layout it
+// documents (FewRowProduct::w_blocked): a streaming step's products on it
+// agree with oneDNN's matmul on the same copy, padding included.
+TEST(PackedWeights, FewRowKernelReadsOneDnnsBlockedCopy) {
+  if (!few_row_gemm_available()) GTEST_SKIP() << "no few-row kernels on this CPU";
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{256, 768}, {240, 200}, {1030, 77}}) {
+    const std::vector<float> w = random_floats(size_t(n * k), 7);
+    OnednnMatmul packed(w.data(), n, k);
+    packed.pack();
+    if (!packed.packed()) GTEST_SKIP() << "no blocked oneDNN kernel on this CPU";
+    for (int64_t m = 1; m <= kFewRowsMax; ++m) {
+      SCOPED_TRACE(std::to_string(m) + " x " + std::to_string(k) + " by " + std::to_string(n));
+      const std::vector<float> x = random_floats(size_t(m * k), 8);
+      std::vector<float> a(size_t(m * n)), b(size_t(m * n), NAN);
+      packed.forward(x.data(), m, a.data());
+      FewRowProduct p{x.data(), k, m, k, nullptr, 0, n, b.data(), n};
+      p.w_blocked = packed.packed_data();
+      few_row_gemm(p);
+      // Each output within float32 rounding of a sum of k products (the two
+      // may add them in different orders); a misread layout is off by O(1).
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < n; ++j) {
+          double mag = 0;
+          for (int64_t t = 0; t < k; ++t) mag += std::fabs(double(x[size_t(r * k + t)]) * w[size_t(j * k + t)]);
+          ASSERT_NEAR(b[size_t(r * n + j)], a[size_t(r * n + j)], 1e-6 * (1 + mag)) << "row " << r << " output " << j;
+        }
     }
   }
 }

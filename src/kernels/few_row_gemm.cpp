@@ -184,8 +184,9 @@ void few_row_tiled_scores(const TiledScores& s, FewRowIsa isa) { kernels(isa).ti
 
 namespace {
 // One thread's share of a product's output rows, in units of 8 rows (the
-// blocked kernels' unit, so that every row is summed by the same kernel
-// however the rows are shared out): front in the high 32 bits, back in the
+// row-blocked kernels' unit, so that every row is summed by the same kernel
+// however the rows are shared out; for blocked W, its 64-output strips):
+// front in the high 32 bits, back in the
 // low. Its owner takes pieces from the front, threads that ran out of their
 // own take them from the back. A line each: the owners' claims do not contend.
 struct alignas(64) RowShare {
@@ -229,10 +230,12 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
   // (Zen 4, two threads sharing memory: whichever finishes first leaves the
   // other reading alone, slower); sharing out all rows in small pieces on
   // demand cost 2.8%, as each piece restarts the hardware prefetcher.
-  const int64_t units = (p.n + kShareUnit - 1) / kShareUnit;
+  // Blocked weights are shared out by whole strips, which their kernel reads.
+  const int64_t unit = p.w_blocked ? kBlockedStrip : kShareUnit;
+  const int64_t units = (p.n + unit - 1) / unit;
   // Pieces of at least ~128 KB of float32 weights (64 KB of 16-bit ones): a
   // few microseconds of reading.
-  const int64_t least = std::max<int64_t>(1, (int64_t(128) << 10) / (kShareUnit * int64_t(sizeof(float)) * p.k));
+  const int64_t least = std::max<int64_t>(1, (int64_t(128) << 10) / (unit * int64_t(sizeof(float)) * p.k));
   RowShare shares[kMaxShares];
   for (int t = 0; t < threads; ++t) shares[t].ends.store(RowShare::pack(units * t / threads, units * (t + 1) / threads));
 #pragma omp parallel num_threads(threads)
@@ -242,7 +245,7 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
     int64_t u0 = 0, u1 = 0;
     for (int i = 0; i < threads; ++i) {
       RowShare& share = shares[(t + i) % threads];
-      while (share.claim(i == 0, least, &u0, &u1)) run(p, u0 * kShareUnit, std::min(p.n, u1 * kShareUnit));
+      while (share.claim(i == 0, least, &u0, &u1)) run(p, u0 * unit, std::min(p.n, u1 * unit));
     }
   }
 }

@@ -29,7 +29,19 @@ struct FewRowProduct {
   // place), widened as it is loaded, in the same order of FMAs as float32 W.
   const uint16_t* w16 = nullptr;
   HalfFormat w16_format = HalfFormat::BF16;
+  // Set instead of w: W in oneDNN's blocked layout BA16a64b (a packed
+  // checkpoint, or LoadOptions::pack_weights), where matmul reads it: strips
+  // of kBlockedStrip outputs, strip s at w_blocked + s * blocked_depth(k) *
+  // kBlockedStrip holding its outputs' weights input by input (the weight of
+  // output s * 64 + j for input t at t * 64 + j). Padding (outputs past n,
+  // inputs past k) is never used. ldw is ignored.
+  const float* w_blocked = nullptr;
 };
+
+// Outputs per strip of a blocked W, and the inputs a strip stores (k rounded
+// up to oneDNN's 16-input tiles).
+inline constexpr int64_t kBlockedStrip = 64;
+inline constexpr int64_t blocked_depth(int64_t k) { return (k + 15) / 16 * 16; }
 
 // y[m x d] = p[m x span] V[span x d] (+ y when accumulate; V row-major, rows
 // ldv apart): the weighted sum of values in a streaming step's attention.

@@ -69,9 +69,17 @@ Linear Linear::from_blocked(const TensorView& v, int64_t out, int64_t in, bool i
 
 void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) const {
   if (packed_) {
-    // Streaming steps too: the plain weights the few-row kernels read are
-    // gone. oneDNN on the blocked copy measured as fast for them (v1 decoder,
-    // 80 ms pushes interleaved in one process: 111.8 ms median against 115.3).
+    // Streaming steps read the blocked copy with the few-row kernel, as the
+    // plain weights are gone. oneDNN's matmul on it ran a v1 streaming decode
+    // step at half the memory's speed when memory was fast (Zen 4,
+    // 2026-12-04: 119.6-122.3 ms median against a 57-65 ms floor at 54-62
+    // GB/s, where the plain weights took 87.7 ms).
+    if (rows <= kFewRowsMax && few_row_gemm_available()) {
+      FewRowProduct p{x, in_, rows, in_, nullptr, in_, out_, y, out_, 1.0f, accumulate};
+      p.w_blocked = matmul_->packed_data();
+      few_row_gemm(p);
+      return;
+    }
     if (!accumulate) return matmul_->forward(x, rows, y);
     thread_local std::vector<float> product;
     product.resize(size_t(rows * out_));
