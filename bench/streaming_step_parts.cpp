@@ -44,7 +44,7 @@ std::map<int64_t, int> attention_calls;
 // The mangled names of the two functions (a signature change fails the link
 // with an undefined __real_ symbol, not silently).
 #define FEW_ROW_GEMM _ZN4moss12few_row_gemmERKNS_13FewRowProductENS_9FewRowIsaE
-#define ATTENTION _ZN4moss18windowed_attentionERKNS_14AttentionShapeEPKflRKNS_11HeadMajorKvEPfl
+#define ATTENTION _ZN4moss18windowed_attentionERKNS_14AttentionShapeEPKflRKNS_11HeadMajorKvEPflNS_10BeforeHeadE
 #define CAT(a, b) a##b
 #define WRAP(f) CAT(__wrap_, f)
 #define REAL(f) CAT(__real_, f)
@@ -58,11 +58,11 @@ extern "C" void WRAP(FEW_ROW_GEMM)(const moss::FewRowProduct& p, moss::FewRowIsa
 }
 
 extern "C" void REAL(ATTENTION)(const moss::AttentionShape&, const float*, int64_t, const moss::HeadMajorKv&, float*,
-                                int64_t);
+                                int64_t, moss::BeforeHead);
 extern "C" void WRAP(ATTENTION)(const moss::AttentionShape& s, const float* q, int64_t ldq, const moss::HeadMajorKv& kv,
-                                float* out, int64_t ldo) {
+                                float* out, int64_t ldo, moss::BeforeHead before) {
   const auto t0 = Clock::now();
-  REAL(ATTENTION)(s, q, ldq, kv, out, ldo);
+  REAL(ATTENTION)(s, q, ldq, kv, out, ldo, before);
   if (recording && !omp_in_parallel()) {
     attention_s[s.n_queries] += since(t0);
     ++attention_calls[s.n_queries];
@@ -165,10 +165,10 @@ int main(int argc, char** argv) {
     }
     for (const auto& [q, calls] : attention_calls) {
       const double s = med([q = q](const PushParts& p) { return p.attention.at(q); }) * 1e3;
-      std::printf("attention, %lld quer%s %7.2f ms (%d layers)\n", static_cast<long long>(q), q == 1 ? "y  " : "ies", s,
-                  calls);
+      std::printf("attention, %lld quer%s %7.2f ms (%d layers, with their key/value appends)\n", static_cast<long long>(q),
+                  q == 1 ? "y  " : "ies", s, calls);
     }
-    std::printf("everything else     %7.2f ms (norms, GELU, RoPE, key/value appends, adds, patching)\n",
+    std::printf("everything else     %7.2f ms (norms, GELU, RoPE, adds, patching)\n",
                 med([](const PushParts& p) { return p.rest; }) * 1e3);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", argv[0], e.what());

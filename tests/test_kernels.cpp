@@ -1,3 +1,4 @@
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -160,25 +161,54 @@ TEST(Attention, WindowedMatchesNaiveAndCachedChunksMatchWhole) {
 // over the whole sequence: head_dim 16 and 64 exercise the vector paths,
 // 5 the scalar tails.
 TEST(Attention, HeadMajorWindowOverPushesMatchesNaive) {
-  for (int dh : {5, 16, 64}) {
-    const int n = 150, heads = 3, D = heads * dh, context = 23;
-    auto q = random_floats(size_t(n * D), 4), k = random_floats(size_t(n * D), 5), v = random_floats(size_t(n * D), 6);
-    const auto expect = naive_attention(q, k, v, n, heads, dh, context);
-    KvWindow kv;
-    std::vector<float> out(size_t(n * D));
-    const int pushes[] = {1, 2, 3, 8, 1, 30, 1, 1, 9, 40, 5, 2, 47};  // 150 rows in all
-    int at = 0;
-    for (int len : pushes) {
-      kv.append(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1);
-      AttentionShape s{len, kv.rows(), heads, dh, context, true};
-      windowed_attention(s, q.data() + at * D, D, kv.view(), out.data() + at * D, D);
-      kv.keep_newest(context - 1);
-      ASSERT_LE(kv.rows(), context - 1);
-      at += len;
-    }
-    ASSERT_EQ(at, n);
-    for (int i = 0; i < n * D; ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << "head_dim " << dh << " at " << i;
-  }
+  // Each push's keys and values appended before the attention, or written
+  // head by head by the attention itself (BeforeHead, as a streaming step
+  // does): by each head's task with one block of queries, before the tasks
+  // with more (the 130-row push: two blocks of 128).
+  const std::vector<std::vector<int>> push_lists = {{1, 2, 3, 8, 1, 30, 1, 1, 9, 40, 5, 2, 47}, {1, 2, 130, 17}};
+  for (int dh : {5, 16, 64})
+    for (const auto& pushes : push_lists)
+      for (bool deferred : {false, true}) {
+        const int n = 150, heads = 3, D = heads * dh, context = 23;
+        auto q = random_floats(size_t(n * D), 4), k = random_floats(size_t(n * D), 5), v = random_floats(size_t(n * D), 6);
+        const auto expect = naive_attention(q, k, v, n, heads, dh, context);
+        KvWindow kv;
+        std::vector<float> out(size_t(n * D));
+        int at = 0;
+        for (int len : pushes) {
+          struct Writes {
+            KvWindow* kv;
+            int64_t row0, n;
+            const float *k, *v;
+            int64_t ld;
+            std::vector<std::atomic<int>> per_head;
+          } writes{&kv, kv.rows(), len, k.data() + at * D, v.data() + at * D, D, std::vector<std::atomic<int>>(heads)};
+          BeforeHead before;
+          if (deferred) {
+            kv.reserve(len, heads, dh, context - 1);
+            writes.row0 = kv.rows();
+            kv.count_rows(len);
+            before = {[](const void* ctx, int h) {
+                        auto& w = *static_cast<Writes*>(const_cast<void*>(ctx));
+                        w.kv->write_head(h, w.row0, w.n, w.k, w.v, w.ld);
+                        ++w.per_head[size_t(h)];
+                      },
+                      &writes};
+          } else {
+            kv.append(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1);
+          }
+          AttentionShape s{len, kv.rows(), heads, dh, context, true};
+          windowed_attention(s, q.data() + at * D, D, kv.view(), out.data() + at * D, D, before);
+          if (deferred)
+            for (int h = 0; h < heads; ++h) ASSERT_EQ(writes.per_head[size_t(h)], 1) << "head " << h << " push of " << len;
+          kv.keep_newest(context - 1);
+          ASSERT_LE(kv.rows(), context - 1);
+          at += len;
+        }
+        ASSERT_EQ(at, n);
+        for (int i = 0; i < n * D; ++i)
+          ASSERT_NEAR(out[i], expect[i], 1e-5) << "head_dim " << dh << " deferred " << deferred << " at " << i;
+      }
 }
 
 // The ring: one-row pushes wrap it many times without moving it (same

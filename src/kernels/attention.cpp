@@ -52,12 +52,19 @@ struct ScoreRows {
 // weighted sum of values. scores_fn(h, lo, span, bq, qh, buffer) computes the
 // scores into buffer (sizing it) and says where their rows are;
 // values_fn(h, lo, span, bq, rows, oh) does the weighted sum.
+constexpr int64_t kBlock = 128;  // queries per task
+
 template <class ScoresFn, class ValuesFn>
 void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, int64_t ldo, ScoresFn scores_fn,
-            ValuesFn values_fn) {
+            ValuesFn values_fn, BeforeHead before = {}) {
   const int64_t nq = s.n_queries, nk = s.n_keys, offset = nk - nq;  // key row of query i is offset + i
-  const int64_t kBlock = 128;
   const int64_t blocks = (nq + kBlock - 1) / kBlock;
+  // With one block of queries a head is one task, so its thread can do the
+  // head's prior work; with more, tasks of one head run on several threads.
+  if (before.fn && blocks > 1) {
+    for (int h = 0; h < s.heads; ++h) before.fn(before.ctx, h);
+    before = {};
+  }
   const int64_t tasks = blocks * s.heads;
   // Threads only pay off on real work: a streaming step of a few frames would
   // spend longer waking a team than computing.
@@ -68,6 +75,7 @@ void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, in
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const int h = int(task % s.heads);
+      if (before.fn) before.fn(before.ctx, h);
       const int64_t i0 = (task / s.heads) * kBlock, i1 = std::min(nq, i0 + kBlock), bq = i1 - i0;
       // Keys this block of queries can see.
       int64_t lo = 0, hi = nk;
@@ -120,7 +128,7 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
 }
 
 void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, const HeadMajorKv& kv, float* out,
-                        int64_t ldo) {
+                        int64_t ldo, BeforeHead before) {
   const float scale = 1.0f / std::sqrt(float(s.head_dim));
   const int64_t dh = s.head_dim, cap = kv.capacity;
   attend(
@@ -155,7 +163,8 @@ void windowed_attention(const AttentionShape& s, const float* q, int64_t ldq, co
         const float* values = kv.v + int64_t(h) * cap * dh;  // this head's ring
         weighted_values(p.p, p.ld, bq, r.first_run, values + r.slot * dh, dh, dh, oh, ldo);
         if (r.second_run > 0) weighted_values(p.p + r.first_run, p.ld, bq, r.second_run, values, dh, dh, oh, ldo, true);
-      });
+      },
+      before);
 }
 
 }  // namespace moss

@@ -24,6 +24,14 @@ class KvWindow {
   // heads * head_dim wide. keep (the rows kept after each chunk) sizes the
   // ring: keep + n rows rounded up to whole tiles, for the largest n so far.
   void append(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim, int64_t keep);
+  // append() in steps, so that each head's new rows can be written by the
+  // thread that reads that head next (windowed_attention's BeforeHead): room
+  // for n more rows (moving the ring only when it lacks it), then the rows
+  // counted as live, then each head's written (heads in any order, from any
+  // thread: they do not share memory). Rows row0.. are the ones counted.
+  void reserve(int64_t n, int heads, int head_dim, int64_t keep);
+  void count_rows(int64_t n) { rows_ += n; }
+  void write_head(int h, int64_t row0, int64_t n, const float* k, const float* v, int64_t ld);
   // Drops all but the newest keep rows.
   void keep_newest(int64_t keep);
   void clear() { first_ = rows_ = 0; }
