@@ -50,8 +50,9 @@ struct LoadOptions {
   // repacks weight blocks as it runs: v1 offline encode/decode 7-10% faster
   // here, results identical wherever the plain weights also go through
   // oneDNN's matmul (17+ rows a product). Streaming steps read the blocked
-  // copy through oneDNN too (measured as fast as the few-row kernels, results
-  // within float32 rounding of theirs). The cost is the load: every matrix is
+  // copy with the few-row kernels, as whole strips (on Zen 4 a v1 decode step
+  // 70-71 ms against 71-75 for the plain weights at a 53-57 GB/s read probe;
+  // results within float32 rounding of theirs). The cost is the load: every matrix is
   // copied into fresh memory (6-23 s for the 7 GB v1 checkpoint in this VM,
   // where first touch of new memory is slow; the copy itself runs at ~9
   // GB/s). The mapped plain pages are dropped, so memory stays about the
