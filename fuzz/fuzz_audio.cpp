@@ -1,8 +1,6 @@
 // Fuzz target: the audio-file path (libsndfile read, finiteness check, soxr
 // resampling and the channel mapping into a stereo and a mono model), whole
 // and piece by piece; the two must agree bit for bit.
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +10,7 @@
 
 #include "moss_codec/audio.h"
 #include "moss_codec/error.h"
+#include "scratch_path.h"
 
 namespace fs = std::filesystem;
 
@@ -27,7 +26,8 @@ static moss::CodecConfig config(int channels) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const fs::path file = fs::temp_directory_path() / ("moss-fuzz-audio-" + std::to_string(::getpid()) + ".wav");
+  static const ScratchPath scratch("moss-fuzz-audio-", ".wav");
+  const fs::path& file = scratch.path;
   static const moss::CodecConfig mono = config(1), stereo = config(2);
   {
     std::ofstream out(file, std::ios::binary | std::ios::trunc);

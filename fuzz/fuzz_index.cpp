@@ -1,7 +1,5 @@
 // Fuzz target: a sharded checkpoint's model.safetensors.index.json, beside one
 // valid shard, through the weight store (shard lookup, weight-norm pairing).
-#include <unistd.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -9,11 +7,13 @@
 
 #include "io/weight_store.h"
 #include "moss_codec/error.h"
+#include "scratch_path.h"
 
 namespace fs = std::filesystem;
 
-static fs::path make_dir() {
-  fs::path dir = fs::temp_directory_path() / ("moss-fuzz-index-" + std::to_string(::getpid()));
+static const fs::path& make_dir() {
+  static const ScratchPath scratch("moss-fuzz-index-");
+  const fs::path& dir = scratch.path;
   fs::create_directories(dir);
   std::vector<uint8_t> one(4, 0);
   moss::write_safetensors(dir / "a.safetensors", {{"x.weight_g", moss::DType::F32, {1, 1, 1}, one},
@@ -23,7 +23,7 @@ static fs::path make_dir() {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const fs::path dir = make_dir();
+  static const fs::path& dir = make_dir();
   {
     std::ofstream out(dir / "model.safetensors.index.json", std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), std::streamsize(size));
