@@ -176,31 +176,27 @@ TEST(Attention, HeadMajorWindowOverPushesMatchesNaive) {
         std::vector<float> out(size_t(n * D));
         int at = 0;
         for (int len : pushes) {
-          struct Writes {
-            KvWindow* kv;
-            int64_t row0, n;
-            const float *k, *v;
-            int64_t ld;
+          // The hook kv returns, counted per head.
+          struct Counted {
+            BeforeHead write;
             std::vector<std::atomic<int>> per_head;
-          } writes{&kv, kv.rows(), len, k.data() + at * D, v.data() + at * D, D, std::vector<std::atomic<int>>(heads)};
+          } counted{{}, std::vector<std::atomic<int>>(heads)};
           BeforeHead before;
           if (deferred) {
-            kv.reserve(len, heads, dh, context - 1);
-            writes.row0 = kv.rows();
-            kv.count_rows(len);
-            before = {[](const void* ctx, int h) {
-                        auto& w = *static_cast<Writes*>(const_cast<void*>(ctx));
-                        w.kv->write_head(h, w.row0, w.n, w.k, w.v, w.ld);
-                        ++w.per_head[size_t(h)];
+            counted.write = kv.append_per_head(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1);
+            before = {[](void* ctx, int h) {
+                        auto& c = *static_cast<Counted*>(ctx);
+                        c.write.fn(c.write.ctx, h);
+                        ++c.per_head[size_t(h)];
                       },
-                      &writes};
+                      &counted};
           } else {
             kv.append(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1);
           }
           AttentionShape s{len, kv.rows(), heads, dh, context, true};
           windowed_attention(s, q.data() + at * D, D, kv.view(), out.data() + at * D, D, before);
           if (deferred)
-            for (int h = 0; h < heads; ++h) ASSERT_EQ(writes.per_head[size_t(h)], 1) << "head " << h << " push of " << len;
+            for (int h = 0; h < heads; ++h) ASSERT_EQ(counted.per_head[size_t(h)], 1) << "head " << h << " push of " << len;
           kv.keep_newest(context - 1);
           ASSERT_LE(kv.rows(), context - 1);
           at += len;

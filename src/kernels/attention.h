@@ -50,8 +50,8 @@ inline RingRuns ring_runs(int64_t first, int64_t capacity, int64_t lo, int64_t s
 // parallel and in place of the attention's own (appending them all first, on
 // one thread, was ~1 ms of a 70-120 ms v1 decode step).
 struct BeforeHead {
-  void (*fn)(const void* ctx, int head) = nullptr;
-  const void* ctx = nullptr;
+  void (*fn)(void* ctx, int head) = nullptr;
+  void* ctx = nullptr;
 };
 
 // The same attention against a head-major cache (the queries' own keys must

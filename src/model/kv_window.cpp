@@ -42,7 +42,8 @@ void KvWindow::relayout(int64_t cap) {
   first_ = phase;
 }
 
-void KvWindow::reserve(int64_t n, int heads, int head_dim, int64_t keep) {
+BeforeHead KvWindow::append_per_head(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim,
+                                     int64_t keep) {
   if (width_ != int64_t(heads) * head_dim || head_dim_ != head_dim) {  // first use
     width_ = int64_t(heads) * head_dim;
     head_dim_ = head_dim;
@@ -53,24 +54,26 @@ void KvWindow::reserve(int64_t n, int heads, int head_dim, int64_t keep) {
   // Sized for the full window plus this push at once, so a stream's ring
   // moves only when a push is larger than any before it.
   if (rows_ + n > cap_) relayout(whole_tiles(first_ % kKeyTile + std::max(keep, rows_) + n));
+  pending_ = {k, v, ld, rows_, n};
+  rows_ += n;
+  return {[](void* self, int h) { static_cast<KvWindow*>(self)->write_head(h); }, this};
 }
 
-void KvWindow::write_head(int h, int64_t row0, int64_t n, const float* k, const float* v, int64_t ld) {
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t slot = (first_ + row0 + t) % cap_;
-    const float* kr = k + t * ld + int64_t(h) * head_dim_;
+void KvWindow::write_head(int h) {
+  const Pending& p = pending_;
+  for (int64_t t = 0; t < p.n; ++t) {
+    const int64_t slot = (first_ + p.row0 + t) % cap_;
+    const float* kr = p.k + t * p.ld + int64_t(h) * head_dim_;
     float* tile = kt_.data() + (h * cap_ + slot / kKeyTile * kKeyTile) * head_dim_ + slot % kKeyTile;
     for (int64_t c = 0; c < head_dim_; ++c) tile[c * kKeyTile] = kr[c];
-    std::memcpy(v_.data() + (h * cap_ + slot) * head_dim_, v + t * ld + int64_t(h) * head_dim_,
+    std::memcpy(v_.data() + (h * cap_ + slot) * head_dim_, p.v + t * p.ld + int64_t(h) * head_dim_,
                 sizeof(float) * size_t(head_dim_));
   }
 }
 
 void KvWindow::append(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim, int64_t keep) {
-  reserve(n, heads, head_dim, keep);
-  const int64_t row0 = rows_;
-  count_rows(n);
-  for (int h = 0; h < heads; ++h) write_head(h, row0, n, k, v, ld);
+  const BeforeHead write = append_per_head(k, v, ld, n, heads, head_dim, keep);
+  for (int h = 0; h < heads; ++h) write.fn(write.ctx, h);
 }
 
 void KvWindow::keep_newest(int64_t keep) {

@@ -24,14 +24,13 @@ class KvWindow {
   // heads * head_dim wide. keep (the rows kept after each chunk) sizes the
   // ring: keep + n rows rounded up to whole tiles, for the largest n so far.
   void append(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim, int64_t keep);
-  // append() in steps, so that each head's new rows can be written by the
-  // thread that reads that head next (windowed_attention's BeforeHead): room
-  // for n more rows (moving the ring only when it lacks it), then the rows
-  // counted as live, then each head's written (heads in any order, from any
-  // thread: they do not share memory). Rows row0.. are the ones counted.
-  void reserve(int64_t n, int heads, int head_dim, int64_t keep);
-  void count_rows(int64_t n) { rows_ += n; }
-  void write_head(int h, int64_t row0, int64_t n, const float* k, const float* v, int64_t ld);
+  // The same, with each head's rows written later by the returned hook, once
+  // per head (windowed_attention's BeforeHead, so that the thread that reads
+  // a head writes it; heads in any order, from any thread: they share no
+  // memory). Room is made and the rows counted now; k and v must stay valid
+  // until every head is written, and view() is the one to attend over.
+  BeforeHead append_per_head(const float* k, const float* v, int64_t ld, int64_t n, int heads, int head_dim,
+                             int64_t keep);
   // Drops all but the newest keep rows.
   void keep_newest(int64_t keep);
   void clear() { first_ = rows_ = 0; }
@@ -44,12 +43,18 @@ class KvWindow {
  private:
   // Moves the live rows to a new ring of cap slots (a whole number of tiles).
   void relayout(int64_t cap);
+  // Head h of the rows append_per_head() counted last.
+  void write_head(int h);
 
   // Per head, cap_ / kKeyTile tiles of [head_dim][kKeyTile] keys; per head,
   // cap_ x head_dim values.
   LargeVector<float> kt_, v_;
   int64_t width_ = 0, head_dim_ = 0;
   int64_t cap_ = 0, first_ = 0, rows_ = 0;  // live rows: slots first_, first_ + 1, ... mod cap_
+  struct Pending {  // rows counted by append_per_head(), written head by head
+    const float *k = nullptr, *v = nullptr;
+    int64_t ld = 0, row0 = 0, n = 0;
+  } pending_;
 };
 
 }  // namespace moss

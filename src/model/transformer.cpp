@@ -142,19 +142,8 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
       // The new keys and values go into the cache head by head, each written
       // by the thread that attends over that head next.
       KvWindow& kv = state->layers[l];
-      kv.reserve(n, int(H), int(dh), kept_keys());
-      struct NewRows {
-        KvWindow* kv;
-        int64_t row0, n;
-        const float *k, *v;
-        int64_t ld;
-      } rows{&kv, kv.rows(), n, ws.qkv.data() + D, ws.qkv.data() + 2 * D, 3 * D};
-      kv.count_rows(n);
-      const BeforeHead write_rows{[](const void* ctx, int h) {
-                                    const NewRows& r = *static_cast<const NewRows*>(ctx);
-                                    r.kv->write_head(h, r.row0, r.n, r.k, r.v, r.ld);
-                                  },
-                                  &rows};
+      const BeforeHead write_rows =
+          kv.append_per_head(ws.qkv.data() + D, ws.qkv.data() + 2 * D, 3 * D, n, int(H), int(dh), kept_keys());
       shape.n_keys = kv.rows();
       windowed_attention(shape, ws.qkv.data(), 3 * D, kv.view(), ws.attn.data(), D, write_rows);
       kv.keep_newest(kept_keys());
