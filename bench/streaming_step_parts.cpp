@@ -55,6 +55,7 @@ extern "C" void WRAP(FEW_ROW_GEMM)(const moss::FewRowProduct& p, moss::FewRowIsa
   const auto t0 = Clock::now();
   REAL(FEW_ROW_GEMM)(p, isa);
   products.push_back({p, since(t0)});
+  products.back().p.after = {};  // its context is gone after the step; a replay times the product alone
 }
 
 extern "C" void REAL(ATTENTION)(const moss::AttentionShape&, const float*, int64_t, const moss::HeadMajorKv&, float*,

@@ -2,6 +2,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include <omp.h>
 
@@ -56,6 +57,26 @@ TEST(Rope, RotatesAdjacentPairsAtAbsolutePositions) {
   std::vector<float> y = {1, 2, 3, 4};
   apply_rope(y.data(), 1, dh, 1, dh, zero);
   EXPECT_EQ(y, (std::vector<float>{1, 2, 3, 4}));
+}
+
+// RoPE on pieces of a q|k|v row as a product finishes them (any even cut,
+// mid-head included) gives apply_rope's bits on q and k and leaves v alone.
+TEST(Rope, ColumnsOfAProductRowMatchWholeRows) {
+  const int heads = 3, dh = 8;
+  const int64_t width = heads * dh, n = 3;
+  RopeTable table;
+  table.build(41, n, dh, 10000.0);
+  const auto qkv = random_floats(size_t(n * 3 * width), 61);
+  auto whole = qkv;
+  apply_rope(whole.data(), n, 3 * width, heads, dh, table);
+  apply_rope(whole.data() + width, n, 3 * width, heads, dh, table);
+  for (const int64_t step : std::vector<int64_t>{2, 6, 8, 14, 3 * width}) {
+    auto pieces = qkv;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c0 = 3 * width; c0 > 0; c0 -= step)  // last piece first: order must not matter
+        apply_rope_columns(pieces.data() + t * 3 * width, std::max<int64_t>(0, c0 - step), c0, width, dh, table, t);
+    EXPECT_EQ(0, std::memcmp(pieces.data(), whole.data(), whole.size() * sizeof(float))) << "pieces of " << step;
+  }
 }
 
 TEST(SinEmbedding, CosThenSinHalves) {
@@ -463,6 +484,75 @@ TEST(FewRowGemm, BlockedResultsDoNotDependOnHowStripsAreShared) {
       few_row_gemm(p, c.isa);
       ASSERT_EQ(0, std::memcmp(y.data(), one.data(), y.size() * sizeof(float)))
           << "isa " << int(c.isa) << " m " << c.m << " n " << c.n << " k " << c.k << " threads " << threads;
+    }
+  });
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) EXPECT_GT(checked, 0);
+#endif
+}
+
+// The hook a product runs on its finished outputs (a streaming step's GELU
+// and RoPE): called once for every output, for plain and blocked weights, at
+// 1, 2, 3 and 16 threads, and only on final values; what it does to them is
+// then the same bits as doing it after the whole product. (Named outside
+// sanitize.sh's '*Thread*' TSan filter, as the sharing tests above.)
+TEST(FewRowGemm, OutputHookSeesEveryFinishedOutputOnce) {
+  struct RestoreThreads {
+    int saved = omp_get_max_threads();
+    ~RestoreThreads() { omp_set_num_threads(saved); }
+  } restore;
+  struct Seen {
+    const FewRowCase* c;
+    const std::vector<float>* final_y;  // the product without a hook
+    std::vector<std::atomic<int>> calls;
+    std::atomic<int> early{0}, misaligned{0};
+    static void run(void* self, float* y, int64_t ldy, int64_t m, int64_t n0, int64_t n1) {
+      Seen& s = *static_cast<Seen*>(self);
+      if (n0 % 8 != 0 || n1 > s.c->n || m != s.c->m || ldy != s.c->ldy) ++s.misaligned;
+      for (int64_t r = 0; r < m; ++r) {
+        for (int64_t j = n0; j < std::min(n1, s.c->n); ++j) {
+          ++s.calls[size_t(r * s.c->n + j)];
+          if (std::memcmp(&y[r * ldy + j], &(*s.final_y)[size_t(r * ldy + j)], sizeof(float)) != 0) ++s.early;
+        }
+        gelu_span(y + r * ldy + n0, n1 - n0);
+      }
+    }
+  };
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1031, 300}, {517, 5120}, {70, 33}};
+  const int checked = for_each_few_row_case(shapes, [](const FewRowCase& c) {
+    if (::testing::Test::HasFatalFailure()) return;
+    const auto x = random_floats(size_t(c.m * c.ldx), 51), w = random_floats(size_t(c.n * c.ldw), 52);
+    std::vector<float> wk(size_t(c.n * c.k));  // w without its row padding, for the blocked copy
+    for (int64_t j = 0; j < c.n; ++j)
+      std::copy(w.begin() + j * c.ldw, w.begin() + j * c.ldw + c.k, wk.begin() + j * c.k);
+    const auto blocked = to_blocked(wk, c.n, c.k, NAN);
+    const auto y0 = random_floats(size_t(c.m * c.ldy), 53);
+    for (bool use_blocked : {false, true}) {
+      FewRowProduct p{x.data(), c.ldx, c.m, c.k, use_blocked ? nullptr : w.data(), c.ldw, c.n, nullptr, c.ldy,
+                      c.alpha, c.accumulate};
+      if (use_blocked) p.w_blocked = blocked.data();
+      omp_set_num_threads(1);
+      auto final_y = y0;
+      p.y = final_y.data();
+      few_row_gemm(p, c.isa);
+      auto expected = final_y;  // the product, then GELU on every output
+      for (int64_t r = 0; r < c.m; ++r) gelu_span(expected.data() + r * c.ldy, c.n);
+      for (int threads : {1, 2, 3, 16}) {
+        omp_set_num_threads(threads);
+        Seen seen{&c, &final_y, std::vector<std::atomic<int>>(size_t(c.m * c.n))};
+        auto y = y0;
+        p.y = y.data();
+        p.after = {Seen::run, &seen};
+        few_row_gemm(p, c.isa);
+        p.after = {};
+        const std::string where = "isa " + std::to_string(int(c.isa)) + " m " + std::to_string(c.m) + " n " +
+                                  std::to_string(c.n) + " k " + std::to_string(c.k) + " blocked " +
+                                  std::to_string(use_blocked) + " threads " + std::to_string(threads);
+        for (size_t i = 0; i < seen.calls.size(); ++i) ASSERT_EQ(seen.calls[i].load(), 1) << where << " output " << i;
+        ASSERT_EQ(seen.early.load(), 0) << where;
+        ASSERT_EQ(seen.misaligned.load(), 0) << where;
+        ASSERT_EQ(0, std::memcmp(y.data(), expected.data(), y.size() * sizeof(float))) << where;
+      }
     }
   });
 #if defined(__x86_64__)

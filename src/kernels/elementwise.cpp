@@ -85,6 +85,8 @@ MOSS_VECTOR_CLONES static void gelu_block(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + verf(x[i] * 0.70710678118654752f));
 }
 
+void gelu_span(float* x, int64_t n) { gelu_block(x, n); }
+
 void activate_inplace(Activation a, float* x, int64_t n) {
   const int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;

@@ -15,5 +15,8 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, const float* alpha, flo
 float gelu(float x);
 float activate(Activation a, float x);
 void activate_inplace(Activation a, float* x, int64_t n);
+// Exact GELU over x[0, n) on the calling thread, each value as
+// activate_inplace(Gelu) computes it.
+void gelu_span(float* x, int64_t n);
 
 }  // namespace moss

@@ -14,8 +14,24 @@ namespace moss {
 // The most rows few_row_gemm handles; more go through sgemm/matmul.
 inline constexpr int64_t kFewRowsMax = 8;
 
+// Work on a product's outputs as soon as they are final, done by the thread
+// that computed them while they are still in its cache: fn(ctx, y, ldy, m,
+// n0, n1) once for each piece [n0, n1) of the outputs (all m rows; pieces
+// start at multiples of 8, in any order, from any thread). A streaming step's
+// GELU and RoPE, run on one thread after the product, mostly waited for the
+// other core's half of the outputs: 0.47 and 0.25 ms of a v1 decode step
+// (Zen 4, 2026-12-05), about as much with those passes split over both
+// threads.
+struct OutputHook {
+  void (*fn)(void* ctx, float* y, int64_t ldy, int64_t m, int64_t n0, int64_t n1) = nullptr;
+  void* ctx = nullptr;
+  void operator()(float* y, int64_t ldy, int64_t m, int64_t n0, int64_t n1) const {
+    if (fn) fn(ctx, y, ldy, m, n0, n1);
+  }
+};
+
 // y[m x n] = alpha * x[m x k] W^T (+ y when accumulate), W row-major [n x k];
-// ld* are row strides in elements.
+// ld* are row strides in elements; then after() on the outputs.
 struct FewRowProduct {
   const float* x = nullptr;
   int64_t ldx = 0, m = 0, k = 0;
@@ -36,6 +52,7 @@ struct FewRowProduct {
   // output s * 64 + j for input t at t * 64 + j). Padding (outputs past n,
   // inputs past k) is never used. ldw is ignored.
   const float* w_blocked = nullptr;
+  OutputHook after = {};
 };
 
 // Outputs per strip of a blocked W, and the inputs a strip stores (k rounded

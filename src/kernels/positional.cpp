@@ -1,5 +1,6 @@
 #include "kernels/positional.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace moss {
@@ -23,20 +24,38 @@ void RopeTable::build(int64_t p0, int64_t count, int head_dim, double max_period
   }
 }
 
+namespace {
+// Pairs [i0, i1) of one head. Every rotation goes through this one function,
+// whichever caller and range, so that a pair's result never depends on how
+// the rows were cut into pieces.
+__attribute__((noinline)) void rotate_pairs(float* v, const float* c, const float* s, int i0, int i1) {
+  for (int i = i0; i < i1; ++i) {
+    const float x0 = v[2 * i], x1 = v[2 * i + 1];
+    v[2 * i] = x0 * c[i] - x1 * s[i];
+    v[2 * i + 1] = x0 * s[i] + x1 * c[i];
+  }
+}
+}  // namespace
+
 void apply_rope(float* x, int64_t n, int64_t ld, int heads, int head_dim, const RopeTable& table) {
   const int half = head_dim / 2;
 #pragma omp parallel for schedule(static) if (n * heads * head_dim > 65536)
   for (int64_t t = 0; t < n; ++t) {
     const float* c = table.cos.data() + t * half;
     const float* s = table.sin.data() + t * half;
-    for (int h = 0; h < heads; ++h) {
-      float* v = x + t * ld + int64_t(h) * head_dim;
-      for (int i = 0; i < half; ++i) {
-        const float x0 = v[2 * i], x1 = v[2 * i + 1];
-        v[2 * i] = x0 * c[i] - x1 * s[i];
-        v[2 * i + 1] = x0 * s[i] + x1 * c[i];
-      }
-    }
+    for (int h = 0; h < heads; ++h) rotate_pairs(x + t * ld + int64_t(h) * head_dim, c, s, 0, half);
+  }
+}
+
+void apply_rope_columns(float* row, int64_t c0, int64_t c1, int64_t width, int head_dim, const RopeTable& table,
+                        int64_t t) {
+  const int half = head_dim / 2;
+  const float* c = table.cos.data() + t * half;
+  const float* s = table.sin.data() + t * half;
+  for (int64_t col = c0; col < std::min(c1, 2 * width);) {  // head by head
+    const int64_t head_start = col / head_dim * head_dim, end = std::min(c1, head_start + head_dim);
+    rotate_pairs(row + head_start, c, s, int((col - head_start) / 2), int((end - head_start) / 2));
+    col = end;
   }
 }
 

@@ -19,6 +19,13 @@ struct RopeTable {
 // x: n rows, row stride ld; heads*head_dim columns starting at x.
 void apply_rope(float* x, int64_t n, int64_t ld, int heads, int head_dim, const RopeTable& table);
 
+// The same rotation for the columns [c0, c1) of one row of a q|k|v product
+// (q in columns [0, width), k in [width, 2 * width), v untouched) at table
+// row t: a piece of the product's outputs as it is finished (c0, c1 even).
+// Bit for bit what apply_rope does to those columns.
+void apply_rope_columns(float* row, int64_t c0, int64_t c1, int64_t width, int head_dim, const RopeTable& table,
+                        int64_t t);
+
 // Adds [cos(p / mp^(i/(D/2-1))) for i < D/2, then sin(...)] to x (n x dim).
 void add_sin_embedding(float* x, int64_t n, int dim, int64_t pos0, double max_period);
 

@@ -67,48 +67,60 @@ Linear Linear::from_blocked(const TensorView& v, int64_t out, int64_t in, bool i
   return Linear(FloatWeight::owned(std::move(plain), {out, in}));
 }
 
-void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) const {
+void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate, OutputHook after) const {
+  // Streaming steps read every kind of weights with the few-row kernel. For a
+  // packed matrix that is its blocked copy, as the plain weights are gone:
+  // oneDNN's matmul on it ran a v1 streaming decode step at half the memory's
+  // speed when memory was fast (Zen 4, 2026-12-04: 119.6-122.3 ms median
+  // against a 57-65 ms floor at 54-62 GB/s, where the plain weights took 87.7
+  // ms).
+  if (rows <= kFewRowsMax && few_row_gemm_available() && b_.empty()) {
+    forward_few_rows(x, rows, y, accumulate, after);
+    return;
+  }
   if (packed_) {
-    // Streaming steps read the blocked copy with the few-row kernel, as the
-    // plain weights are gone. oneDNN's matmul on it ran a v1 streaming decode
-    // step at half the memory's speed when memory was fast (Zen 4,
-    // 2026-12-04: 119.6-122.3 ms median against a 57-65 ms floor at 54-62
-    // GB/s, where the plain weights took 87.7 ms).
-    if (rows <= kFewRowsMax && few_row_gemm_available()) {
-      FewRowProduct p{x, in_, rows, in_, nullptr, in_, out_, y, out_, 1.0f, accumulate};
-      p.w_blocked = matmul_->packed_data();
-      few_row_gemm(p);
-      return;
+    if (!accumulate) {
+      matmul_->forward(x, rows, y);
+    } else {
+      thread_local std::vector<float> product;
+      product.resize(size_t(rows * out_));
+      matmul_->forward(x, rows, product.data());
+      for (size_t i = 0; i < product.size(); ++i) y[i] += product[i];
     }
-    if (!accumulate) return matmul_->forward(x, rows, y);
-    thread_local std::vector<float> product;
-    product.resize(size_t(rows * out_));
-    matmul_->forward(x, rows, product.data());
-    for (size_t i = 0; i < product.size(); ++i) y[i] += product[i];
+  } else if (half_.data) {
+    forward_half(x, rows, y, accumulate, after);
     return;
-  }
-  if (half_.data) {
-    forward_half(x, rows, y, accumulate);
-    return;
-  }
-  if (matmul_ && rows >= kMatmulMinRows && !accumulate) {
+  } else if (matmul_ && rows >= kMatmulMinRows && !accumulate) {
     matmul_->forward(x, rows, y);
-    return;
-  }
-  if (!b_.empty() && !accumulate) {
+  } else if (!b_.empty() && !accumulate) {
     // Start from the bias and accumulate the product onto it.
     const float* b = b_.data();
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < out_; ++o) y[r * out_ + o] = b[o];
     linear_forward(x, rows, in_, w_.data(), out_, y, true);
-    return;
+  } else {
+    linear_forward(x, rows, in_, w_.data(), out_, y, accumulate);
+    if (!b_.empty()) {
+      const float* b = b_.data();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < out_; ++o) y[r * out_ + o] += b[o];
+    }
   }
-  linear_forward(x, rows, in_, w_.data(), out_, y, accumulate);
-  if (!b_.empty()) {
-    const float* b = b_.data();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t o = 0; o < out_; ++o) y[r * out_ + o] += b[o];
+  after(y, out_, rows, 0, out_);
+}
+
+void Linear::forward_few_rows(const float* x, int64_t rows, float* y, bool accumulate, OutputHook after) const {
+  FewRowProduct p{x, in_, rows, in_, nullptr, in_, out_, y, out_, 1.0f, accumulate};
+  if (packed_) {
+    p.w_blocked = matmul_->packed_data();
+  } else if (half_.data) {
+    p.w16 = half_.data;
+    p.w16_format = half_.format;
+  } else {
+    p.w = w_.data();
   }
+  p.after = after;
+  few_row_gemm(p);
 }
 
 // 16-bit weights. A streaming step's few rows read them in place, widening in
@@ -119,14 +131,7 @@ void Linear::forward(const float* x, int64_t rows, float* y, bool accumulate) co
 // weights (v1, 10 s decode); widening and multiplying slices of columns while
 // they are in cache measured the same (slices of 8-32 MB) or slower (oneDNN
 // is slower on narrow slices: 4 MB ones, 1.24x).
-void Linear::forward_half(const float* x, int64_t rows, float* y, bool accumulate) const {
-  if (rows <= kFewRowsMax && few_row_gemm_available()) {
-    FewRowProduct p{x, in_, rows, in_, nullptr, in_, out_, y, out_, 1.0f, accumulate};
-    p.w16 = half_.data;
-    p.w16_format = half_.format;
-    few_row_gemm(p);
-    return;
-  }
+void Linear::forward_half(const float* x, int64_t rows, float* y, bool accumulate, OutputHook after) const {
   // One buffer per calling thread (a model is shared by threads), kept for its
   // next call: the largest matrix, 26 MB for the v1 config.
   thread_local std::vector<float> widened;
@@ -136,6 +141,7 @@ void Linear::forward_half(const float* x, int64_t rows, float* y, bool accumulat
     matmul_->forward(x, rows, y, widened.data());
   else
     linear_forward(x, rows, in_, widened.data(), out_, y, accumulate);
+  after(y, out_, rows, 0, out_);
 }
 
 }  // namespace moss

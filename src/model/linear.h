@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "io/weight_store.h"
+#include "kernels/few_row_gemm.h"
 #include "kernels/onednn_matmul.h"
 
 namespace moss {
@@ -43,8 +44,10 @@ class Linear {
   static Linear from_blocked(const TensorView& v, int64_t out, int64_t in, bool in_place = true);
   bool in_file() const { return in_file_; }
 
-  // y[rows x out] = x[rows x in] W^T + b (added to y when accumulate).
-  void forward(const float* x, int64_t rows, float* y, bool accumulate = false) const;
+  // y[rows x out] = x[rows x in] W^T + b (added to y when accumulate), then
+  // after() on the outputs: piece by piece on the threads that computed them
+  // for a few rows, once over all of them otherwise.
+  void forward(const float* x, int64_t rows, float* y, bool accumulate = false, OutputHook after = {}) const;
 
  private:
   FloatWeight w_, b_;
@@ -54,7 +57,9 @@ class Linear {
   bool packed_ = false;   // matmul_ holds the only copy of the weights
   bool in_file_ = false;  // ... and that copy is a packed checkpoint's mapped tensor
 
-  void forward_half(const float* x, int64_t rows, float* y, bool accumulate) const;
+  void forward_half(const float* x, int64_t rows, float* y, bool accumulate, OutputHook after) const;
+  // The product for a few rows on the few-row kernel, with after() per piece.
+  void forward_few_rows(const float* x, int64_t rows, float* y, bool accumulate, OutputHook after) const;
 };
 
 }  // namespace moss

@@ -5,6 +5,8 @@
 
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
+#include "kernels/few_row_gemm.h"
+#include "kernels/positional.h"
 #include "moss_codec/error.h"
 
 namespace moss {
@@ -42,6 +44,21 @@ void add_scaled(float* x, const float* u, const FloatWeight& scale, int64_t n, i
 #pragma omp parallel for schedule(static) if (n * d > 65536)
   for (int64_t r = 0; r < n; ++r)
     for (int64_t i = 0; i < d; ++i) x[r * d + i] += s ? s[i] * u[r * d + i] : u[r * d + i];
+}
+
+// RoPE on the q and k columns of pieces of the in_proj product.
+struct RopeOnOutputs {
+  const RopeTable* table;
+  int64_t width;  // d_model: q in columns [0, width), k in [width, 2 * width)
+  int head_dim;
+  static void run(void* self, float* y, int64_t ldy, int64_t m, int64_t n0, int64_t n1) {
+    const RopeOnOutputs& r = *static_cast<const RopeOnOutputs*>(self);
+    for (int64_t t = 0; t < m; ++t) apply_rope_columns(y + t * ldy, n0, n1, r.width, r.head_dim, *r.table, t);
+  }
+};
+
+void gelu_on_outputs(void*, float* y, int64_t ldy, int64_t m, int64_t n0, int64_t n1) {
+  for (int64_t t = 0; t < m; ++t) gelu_span(y + t * ldy + n0, n1 - n0);
 }
 
 }  // namespace
@@ -123,14 +140,22 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
   if (cfg_.uses_sin()) add_sin_embedding(x, n, int(D), pos0, cfg_.max_period);
   if (cfg_.uses_rope()) ws.rope.build(pos0, n, int(dh), cfg_.max_period);
 
+  // A streaming step's few rows: its products are few-row ones, whose threads
+  // can finish their own outputs (OutputHook).
+  const bool few_rows = n <= kFewRowsMax;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
     // Self-attention block.
     apply_norm(L.norm1, x, n, ws.h.data());
-    L.in_proj.forward(ws.h.data(), n, ws.qkv.data());
-    if (cfg_.uses_rope()) {
-      apply_rope(ws.qkv.data(), n, 3 * D, int(H), int(dh), ws.rope);      // q
-      apply_rope(ws.qkv.data() + D, n, 3 * D, int(H), int(dh), ws.rope);  // k
+    if (cfg_.uses_rope() && few_rows) {  // rotated piece by piece as the product finishes them
+      RopeOnOutputs rope{&ws.rope, D, int(dh)};
+      L.in_proj.forward(ws.h.data(), n, ws.qkv.data(), false, {RopeOnOutputs::run, &rope});
+    } else {
+      L.in_proj.forward(ws.h.data(), n, ws.qkv.data());
+      if (cfg_.uses_rope()) {
+        apply_rope(ws.qkv.data(), n, 3 * D, int(H), int(dh), ws.rope);      // q
+        apply_rope(ws.qkv.data() + D, n, 3 * D, int(H), int(dh), ws.rope);  // k
+      }
     }
     AttentionShape shape;
     shape.n_queries = n;
@@ -157,7 +182,9 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
 
     // Feed-forward block.
     apply_norm(L.norm2, x, n, ws.h.data());
-    L.ffn_in.forward(ws.h.data(), n, ws.ff.data());
+    // Without gating, GELU on each piece of the product as it is finished.
+    const OutputHook gelu = few_rows && !cfg_.gating ? OutputHook{gelu_on_outputs, nullptr} : OutputHook{};
+    L.ffn_in.forward(ws.h.data(), n, ws.ff.data(), false, gelu);
     const float* ff_out_in = ws.ff.data();
     if (cfg_.gating) {
       const Activation act = *cfg_.gating;
@@ -168,7 +195,7 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
         for (int64_t j = 0; j < hidden; ++j)
           g[r * hidden + j] = activate(act, f[r * 2 * hidden + j]) * f[r * 2 * hidden + hidden + j];
       ff_out_in = g;
-    } else {
+    } else if (!gelu.fn) {
       activate_inplace(Activation::Gelu, ws.ff.data(), n * hidden);
     }
     L.ffn_out.forward(ff_out_in, n, ws.h.data());
