@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
       std::printf("attention, %lld quer%s %7.2f ms (%d layers, with their key/value appends)\n", static_cast<long long>(q),
                   q == 1 ? "y  " : "ies", s, calls);
     }
-    std::printf("everything else     %7.2f ms (norms, GELU, RoPE, adds, patching)\n",
+    std::printf("everything else     %7.2f ms (norms, residual adds, patching; GELU and RoPE run in the products)\n",
                 med([](const PushParts& p) { return p.rest; }) * 1e3);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
