@@ -381,6 +381,13 @@ TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
 #endif
 }
 
+// Puts OpenMP's thread count back as it was, also when an assertion returns
+// early: the tests that set it for each case.
+struct RestoreThreads {
+  int saved = omp_get_max_threads();
+  ~RestoreThreads() { omp_set_num_threads(saved); }
+};
+
 // Threads share a product's rows out on demand (each its own share, then
 // pieces of the others'), so which thread sums which row changes from call to
 // call; every row must still be summed by the same kernel, so that results are
@@ -388,10 +395,7 @@ TEST(FewRowGemm, EveryKernelMatchesDoublePrecision) {
 // (Named so that sanitize.sh's ThreadSanitizer filter, '*Thread*', leaves it
 // out: TSan cannot see libgomp's barriers, and this test runs OpenMP teams.)
 TEST(FewRowGemm, ResultsDoNotDependOnHowRowsAreShared) {
-  struct RestoreThreads {  // also when an assertion returns early
-    int saved = omp_get_max_threads();
-    ~RestoreThreads() { omp_set_num_threads(saved); }
-  } restore;
+  const RestoreThreads restore;
   // Rows not a multiple of 8 (the unit shared out), rows too short to block,
   // and weight matrices large enough for many pieces per share. Every case is
   // compared with one thread's result over all of y: a row left unwritten
@@ -462,10 +466,7 @@ TEST(FewRowGemm, BlockedWeightsMatchDoublePrecision) {
 // thread count, every output written once (named outside sanitize.sh's
 // '*Thread*' TSan filter, as the test above on row sharing).
 TEST(FewRowGemm, BlockedResultsDoNotDependOnHowStripsAreShared) {
-  struct RestoreThreads {
-    int saved = omp_get_max_threads();
-    ~RestoreThreads() { omp_set_num_threads(saved); }
-  } restore;
+  const RestoreThreads restore;
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1031, 300}, {4100, 80}, {517, 5120}};
   const int checked = for_each_few_row_case(shapes, [](const FewRowCase& c) {
     if (::testing::Test::HasFatalFailure()) return;
@@ -497,10 +498,7 @@ TEST(FewRowGemm, BlockedResultsDoNotDependOnHowStripsAreShared) {
 // then the same bits as doing it after the whole product. (Named outside
 // sanitize.sh's '*Thread*' TSan filter, as the sharing tests above.)
 TEST(FewRowGemm, OutputHookSeesEveryFinishedOutputOnce) {
-  struct RestoreThreads {
-    int saved = omp_get_max_threads();
-    ~RestoreThreads() { omp_set_num_threads(saved); }
-  } restore;
+  const RestoreThreads restore;
   struct Seen {
     const FewRowCase* c;
     const std::vector<float>* final_y;  // the product without a hook

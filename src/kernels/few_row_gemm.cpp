@@ -220,9 +220,12 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
   // Below ~256 KB of weights the threads' start-up costs more than the read.
   const int threads =
       omp_in_parallel() || p.n * p.k < (int64_t(1) << 16) ? 1 : std::min(omp_get_max_threads(), kMaxShares);
+  const auto piece = [&](int64_t n0, int64_t n1) {  // outputs [n0, n1), then their hook
+    run(p, n0, n1);
+    p.after(p.y, p.ldy, p.m, n0, n1);
+  };
   if (threads == 1) {
-    run(p, 0, p.n);
-    p.after(p.y, p.ldy, p.m, 0, p.n);
+    piece(0, p.n);
     return;
   }
   // Each thread streams its own contiguous share of the weights, and one that
@@ -246,11 +249,7 @@ void few_row_gemm(const FewRowProduct& p, FewRowIsa isa) {
     int64_t u0 = 0, u1 = 0;
     for (int i = 0; i < threads; ++i) {
       RowShare& share = shares[(t + i) % threads];
-      while (share.claim(i == 0, least, &u0, &u1)) {
-        const int64_t n0 = u0 * unit, n1 = std::min(p.n, u1 * unit);
-        run(p, n0, n1);
-        p.after(p.y, p.ldy, p.m, n0, n1);
-      }
+      while (share.claim(i == 0, least, &u0, &u1)) piece(u0 * unit, std::min(p.n, u1 * unit));
     }
   }
 }

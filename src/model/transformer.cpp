@@ -143,19 +143,17 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
   // A streaming step's few rows: its products are few-row ones, whose threads
   // can finish their own outputs (OutputHook).
   const bool few_rows = n <= kFewRowsMax;
+  RopeOnOutputs rope_outputs{&ws.rope, D, int(dh)};
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
     // Self-attention block.
     apply_norm(L.norm1, x, n, ws.h.data());
-    if (cfg_.uses_rope() && few_rows) {  // rotated piece by piece as the product finishes them
-      RopeOnOutputs rope{&ws.rope, D, int(dh)};
-      L.in_proj.forward(ws.h.data(), n, ws.qkv.data(), false, {RopeOnOutputs::run, &rope});
-    } else {
-      L.in_proj.forward(ws.h.data(), n, ws.qkv.data());
-      if (cfg_.uses_rope()) {
-        apply_rope(ws.qkv.data(), n, 3 * D, int(H), int(dh), ws.rope);      // q
-        apply_rope(ws.qkv.data() + D, n, 3 * D, int(H), int(dh), ws.rope);  // k
-      }
+    // RoPE on each piece of q and k as the product finishes it.
+    const OutputHook rope = few_rows && cfg_.uses_rope() ? OutputHook{RopeOnOutputs::run, &rope_outputs} : OutputHook{};
+    L.in_proj.forward(ws.h.data(), n, ws.qkv.data(), false, rope);
+    if (cfg_.uses_rope() && !rope.fn) {
+      apply_rope(ws.qkv.data(), n, 3 * D, int(H), int(dh), ws.rope);      // q
+      apply_rope(ws.qkv.data() + D, n, 3 * D, int(H), int(dh), ws.rope);  // k
     }
     AttentionShape shape;
     shape.n_queries = n;
