@@ -462,6 +462,53 @@ TEST(FewRowGemm, BlockedWeightsMatchDoublePrecision) {
 #endif
 }
 
+// A streaming step's attention at the v1 decoder's shapes, large enough to run
+// as an OpenMP team: 1- and 2-query steps (a head's keys and values within
+// 128 KB) deal each thread a run of consecutive heads, 4 and 8 queries take
+// heads one at a time and score one tile of keys at a time. Every team size
+// gives the bits of one thread, every head's new rows are written once by the
+// hook, and the answers are the naive pass's. (No "Thread" in the name: see
+// the row-sharing test above.)
+TEST(Attention, HeadMajorStepsMatchNaiveAtEveryTeamSize) {
+  const RestoreThreads restore;
+  const int heads = 20, dh = 64, D = heads * dh, context = 125;
+  std::vector<int> pushes(130, 1);  // past the window, so the ring wraps
+  for (int len : {2, 2, 4, 4, 8, 8, 1}) pushes.push_back(len);
+  int n = 0;
+  for (int len : pushes) n += len;
+  auto q = random_floats(size_t(n * D), 51), k = random_floats(size_t(n * D), 52), v = random_floats(size_t(n * D), 53);
+  const auto expect = naive_attention(q, k, v, n, heads, dh, context);
+  std::vector<float> one_thread;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    KvWindow kv;
+    std::vector<float> out(size_t(n * D), NAN);
+    int at = 0;
+    for (int len : pushes) {
+      struct Counted {
+        BeforeHead write;
+        std::vector<std::atomic<int>> per_head;
+      } counted{kv.append_per_head(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1),
+                std::vector<std::atomic<int>>(heads)};
+      const BeforeHead before{[](void* ctx, int h) {
+                                auto& c = *static_cast<Counted*>(ctx);
+                                c.write.fn(c.write.ctx, h);
+                                ++c.per_head[size_t(h)];
+                              },
+                              &counted};
+      AttentionShape s{len, kv.rows(), heads, dh, context, true};
+      windowed_attention(s, q.data() + at * D, D, kv.view(), out.data() + at * D, D, before);
+      for (int h = 0; h < heads; ++h)
+        ASSERT_EQ(counted.per_head[size_t(h)], 1) << "head " << h << " push of " << len << ", " << threads << " threads";
+      kv.keep_newest(context - 1);
+      at += len;
+    }
+    for (int i = 0; i < n * D; ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << threads << " threads, at " << i;
+    if (threads == 1) one_thread = out;
+    else ASSERT_EQ(0, std::memcmp(out.data(), one_thread.data(), out.size() * sizeof(float))) << threads << " threads";
+  }
+}
+
 // Blocked weights are shared out by whole strips: the same bits at every
 // thread count, every output written once (named outside sanitize.sh's
 // '*Thread*' TSan filter, as the test above on row sharing).
