@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -12,23 +13,32 @@
 namespace moss {
 
 // Softmax over row[jlo, jhi); the rest of the row (keys outside the window) is 0.
-// Reductions keep 16 explicit partial lanes so that they vectorize without
-// reassociation flags; the exponentials are a plain map.
+// Reductions keep 16 partial lanes, written as one GCC vector: GCC 12 left
+// the same lanes written as an array as scalar code. Same sums lane by lane;
+// 8 queries against 3 layers of 1000 cached keys (a standalone loop, Zen 4,
+// 2026-12-05) 0.426-0.444 ms against 0.449-0.469. The exponentials are a
+// plain map.
 MOSS_VECTOR_CLONES static void softmax_window(float* row, int64_t span, int64_t jlo, int64_t jhi) {
   constexpr int L = 16;
+  typedef float Lanes __attribute__((vector_size(L * sizeof(float))));
   float* x = row + jlo;
   const int64_t n = jhi - jlo, whole = n / L * L;
-  float lanes[L];
-  for (int l = 0; l < L; ++l) lanes[l] = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < whole; j += L)
-    for (int l = 0; l < L; ++l) lanes[l] = std::max(lanes[l], x[j + l]);
   float mx = -std::numeric_limits<float>::infinity();
+  Lanes lanes = mx - Lanes{};
+  for (int64_t j = 0; j < whole; j += L) {
+    Lanes xj;
+    std::memcpy(&xj, x + j, sizeof xj);
+    lanes = xj > lanes ? xj : lanes;
+  }
   for (int l = 0; l < L; ++l) mx = std::max(mx, lanes[l]);
   for (int64_t j = whole; j < n; ++j) mx = std::max(mx, x[j]);
   for (int64_t j = 0; j < n; ++j) x[j] = vexp(x[j] - mx);
-  for (int l = 0; l < L; ++l) lanes[l] = 0.0f;
-  for (int64_t j = 0; j < whole; j += L)
-    for (int l = 0; l < L; ++l) lanes[l] += x[j + l];
+  lanes = Lanes{};
+  for (int64_t j = 0; j < whole; j += L) {
+    Lanes xj;
+    std::memcpy(&xj, x + j, sizeof xj);
+    lanes += xj;
+  }
   float sum = 0.0f;
   for (int l = 0; l < L; ++l) sum += lanes[l];
   for (int64_t j = whole; j < n; ++j) sum += x[j];
