@@ -154,6 +154,22 @@ static std::vector<float> naive_attention(const std::vector<float>& q, const std
   return out;
 }
 
+// A KvWindow's per-head write hook (append_per_head), wrapped to count how
+// often the attention calls it for each head.
+struct CountedHeadWrites {
+  BeforeHead write;
+  std::vector<std::atomic<int>> per_head;
+  CountedHeadWrites(BeforeHead w, int heads) : write(w), per_head(size_t(heads)) {}
+  BeforeHead hook() {
+    return {[](void* ctx, int h) {
+              auto& c = *static_cast<CountedHeadWrites*>(ctx);
+              c.write.fn(c.write.ctx, h);
+              ++c.per_head[size_t(h)];
+            },
+            this};
+  }
+};
+
 TEST(Attention, WindowedMatchesNaiveAndCachedChunksMatchWhole) {
   const int n = 70, heads = 2, dh = 4, D = heads * dh, context = 9;
   auto q = random_floats(n * D, 1), k = random_floats(n * D, 2), v = random_floats(n * D, 3);
@@ -198,19 +214,11 @@ TEST(Attention, HeadMajorWindowOverPushesMatchesNaive) {
         int at = 0;
         for (int len : pushes) {
           // The hook kv returns, counted per head.
-          struct Counted {
-            BeforeHead write;
-            std::vector<std::atomic<int>> per_head;
-          } counted{{}, std::vector<std::atomic<int>>(heads)};
+          CountedHeadWrites counted({}, heads);
           BeforeHead before;
           if (deferred) {
             counted.write = kv.append_per_head(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1);
-            before = {[](void* ctx, int h) {
-                        auto& c = *static_cast<Counted*>(ctx);
-                        c.write.fn(c.write.ctx, h);
-                        ++c.per_head[size_t(h)];
-                      },
-                      &counted};
+            before = counted.hook();
           } else {
             kv.append(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1);
           }
@@ -485,19 +493,10 @@ TEST(Attention, HeadMajorStepsMatchNaiveAtEveryTeamSize) {
     std::vector<float> out(size_t(n * D), NAN);
     int at = 0;
     for (int len : pushes) {
-      struct Counted {
-        BeforeHead write;
-        std::vector<std::atomic<int>> per_head;
-      } counted{kv.append_per_head(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1),
-                std::vector<std::atomic<int>>(heads)};
-      const BeforeHead before{[](void* ctx, int h) {
-                                auto& c = *static_cast<Counted*>(ctx);
-                                c.write.fn(c.write.ctx, h);
-                                ++c.per_head[size_t(h)];
-                              },
-                              &counted};
+      CountedHeadWrites counted(kv.append_per_head(k.data() + at * D, v.data() + at * D, D, len, heads, dh, context - 1),
+                                heads);
       AttentionShape s{len, kv.rows(), heads, dh, context, true};
-      windowed_attention(s, q.data() + at * D, D, kv.view(), out.data() + at * D, D, before);
+      windowed_attention(s, q.data() + at * D, D, kv.view(), out.data() + at * D, D, counted.hook());
       for (int h = 0; h < heads; ++h)
         ASSERT_EQ(counted.per_head[size_t(h)], 1) << "head " << h << " push of " << len << ", " << threads << " threads";
       kv.keep_newest(context - 1);

@@ -107,12 +107,13 @@ void attend(const AttentionShape& s, const float* q, int64_t ldq, float* out, in
   // their values) lie one after the other in the head-major cache, so each
   // thread reads on where its last head ended instead of jumping a head at
   // a time (a read-only loop in this order: 1.25 ms for the 1-query stage's
-  // 42 MB against 1.56-2.08 dealt one head at a time). Timed alternately push by push in one
-  // streaming v1 decode (Zen 4, 2 threads, 2026-12-05): 1 query against 32
-  // layers of 125 keys 2.27-2.35 ms against 2.39-2.48 dealt one head at a
-  // time; 2 queries against 250 keys 0.81-0.85 against 0.86-0.92. From 4
-  // queries (256 KB and more a head) runs gained nothing and 8 queries were
-  // 0.06-0.09 ms slower (fixed halves wait for the slower thread, presumably).
+  // 42 MB against 1.56-2.08 dealt one head at a time). Timed alternately
+  // push by push in one streaming v1 decode (Zen 4, 2 threads, 2026-12-05):
+  // 1 query against 32 layers of 125 keys 2.27-2.35 ms against 2.39-2.48
+  // dealt one head at a time; 2 queries against 250 keys 0.81-0.85 against
+  // 0.86-0.92. From 4 queries (256 KB and more a head) runs gained nothing
+  // and 8 queries were 0.06-0.09 ms slower (fixed halves wait for the slower
+  // thread, presumably).
   const int64_t window_bytes = std::min(nk, s.causal ? s.context + nq : nk) * s.head_dim * int64_t(2 * sizeof(float));
   const bool runs_of_heads = blocks == 1 && window_bytes <= (int64_t(128) << 10);
 #pragma omp parallel if (tasks > 1 && work > (1 << 16))
