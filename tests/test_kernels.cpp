@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include <omp.h>
 
@@ -270,6 +272,59 @@ TEST(Attention, HeadMajorRingWrapsGrowsAndMatchesNaive) {
     at += len;
   }
   for (int i = 0; i < n * D; ++i) ASSERT_NEAR(out[i], expect[i], 1e-5) << "at " << i;
+}
+
+// The windows of one transformer's layers share a KvArena: their rings lie
+// one after another (layer 0's keys, its values, layer 1's keys, ...) from a
+// 2 MiB boundary, and when a larger push grows them they move together to a
+// new block with their live rows. The v1 decoder's first-stage geometry: a
+// ring of 20 heads x 64 x 128 slots is 640 KB, below LargeVector's
+// huge-page size on its own.
+TEST(Attention, LayerWindowsShareOneHugePageArenaAndGrowTogether) {
+  static_assert(!std::is_copy_constructible_v<KvWindow>, "a copy would share the rings");
+  const int heads = 20, dh = 64, D = heads * dh, layers = 3, keep = 124;
+  const auto arena = std::make_shared<KvArena>(2 * layers);
+  std::vector<KvWindow> kv;
+  for (int l = 0; l < layers; ++l) kv.emplace_back(arena);
+  const int n = keep + 20;
+  std::vector<std::vector<float>> k, v;
+  for (int l = 0; l < layers; ++l) {
+    k.push_back(random_floats(size_t(n * D), 60 + l));
+    v.push_back(random_floats(size_t(n * D), 70 + l));
+  }
+  const auto check = [&](const char* when, int64_t pushed) {
+    const int64_t ring = D * kv[0].capacity();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(kv[0].view().kt) % kHugePageBytes, 0u) << when;
+    for (int l = 0; l < layers; ++l) {
+      const HeadMajorKv w = kv[size_t(l)].view();
+      EXPECT_EQ(kv[size_t(l)].capacity(), kv[0].capacity()) << when;
+      EXPECT_EQ(w.v, w.kt + ring) << when << ", layer " << l;
+      if (l > 0) EXPECT_EQ(w.kt, kv[size_t(l - 1)].view().v + ring) << when << ", layer " << l;
+      // Every live row's values are the ones pushed into this layer.
+      const int64_t rows = kv[size_t(l)].rows();
+      for (int64_t i = 0; i < rows; ++i)
+        for (int h = 0; h < heads; ++h) {
+          const int64_t slot = (w.first + i) % w.capacity, row = pushed - rows + i;
+          ASSERT_EQ(0, std::memcmp(w.v + (h * w.capacity + slot) * dh, v[size_t(l)].data() + row * D + h * dh,
+                                   sizeof(float) * dh))
+              << when << ", layer " << l << " row " << row << " head " << h;
+        }
+    }
+  };
+  int64_t at = 0;
+  for (; at < keep + 1; ++at)  // one-row pushes fill the first ring
+    for (int l = 0; l < layers; ++l) {
+      kv[size_t(l)].append(k[size_t(l)].data() + at * D, v[size_t(l)].data() + at * D, D, 1, heads, dh, keep);
+      kv[size_t(l)].keep_newest(keep);
+    }
+  check("after one-row pushes", at);
+  const float* first_ring = kv[0].view().kt;
+  for (int l = 0; l < layers; ++l)  // a 19-row push outgrows it
+    kv[size_t(l)].append(k[size_t(l)].data() + at * D, v[size_t(l)].data() + at * D, D, n - at, heads, dh, keep);
+  at = n;
+  EXPECT_NE(kv[0].view().kt, first_ring);
+  EXPECT_GE(kv[0].capacity(), keep + 19);
+  check("after growing", at);
 }
 
 }  // namespace moss::test

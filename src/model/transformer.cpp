@@ -115,7 +115,10 @@ ProjectedTransformer::ProjectedTransformer(const TransformerConfig& cfg, WeightS
 
 TransformerState ProjectedTransformer::new_state() const {
   TransformerState s;
-  s.layers.resize(layers_.size());
+  // Every layer's keys and values on one arena's huge pages (KvArena).
+  const auto arena = std::make_shared<KvArena>(2 * int(layers_.size()));
+  s.layers.reserve(layers_.size());
+  for (size_t l = 0; l < layers_.size(); ++l) s.layers.emplace_back(arena);
   return s;
 }
 
