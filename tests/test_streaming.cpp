@@ -3,6 +3,7 @@
 #include <cmath>
 #include <thread>
 
+#include "moss_codec/random_checkpoint.h"
 #include "moss_codec/streaming.h"
 #include "test_util.h"
 
@@ -135,6 +136,33 @@ TEST_P(StreamingFixture, RandomPartitionsEqualOffline) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, StreamingFixture, ::testing::Values("tiny", "variants", "stereo-48k-v2"));
+
+// A model wide enough that a streaming step's products are shared out over
+// two threads in pieces, each piece finished by its own thread (RoPE and GELU
+// run per piece, OutputHook): pushes of 1-3 frames decode and encode as the
+// offline pass does. The fixtures' models are too narrow for more than one
+// piece. (Named outside sanitize.sh's '*Thread*' TSan filter: it runs OpenMP
+// teams.)
+TEST(Streaming, WideModelWithProductsInPiecesEqualsOffline) {
+  TempDir dir;
+  write_random_checkpoint(dir / "m", wide_small_config(), 5, WeightDType::F32);
+  auto codec = Codec::load(dir / "m");
+  struct TwoThreads {
+    TwoThreads() { set_num_threads(2); }
+    ~TwoThreads() { set_num_threads(0); }
+  } two_threads;
+  const int64_t hop = codec->config().downsample_rate, frames = 12;
+  Tensor audio({1, 1, frames * hop}, random_floats(size_t(frames * hop), 6, 0.3f));
+  const EncodeResult off = codec->encode(audio);
+  ASSERT_EQ(off.code_lengths[0], frames);
+  EncoderStream es(codec);
+  EncodedChunk streamed_codes = stream_encode(es, audio, 3 * hop, 7, /*flush=*/false);
+  expect_encode_equal(streamed_codes, off, frames);
+
+  const Tensor whole = codec->decode(off.codes).audio;
+  DecoderStream ds(codec);
+  expect_audio_near(stream_decode(ds, off.codes, 3, 8), whole, frames * hop);
+}
 
 TEST(Streaming, TwentyMinutesOnTinyStayBoundedAndExact) {
   auto codec = Codec::load(fixture("tiny"));
