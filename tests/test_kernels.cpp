@@ -735,4 +735,35 @@ TEST(FewRowTiledScores, EveryKernelMatchesDoublePrecision) {
 #endif
 }
 
+// read_ahead only requests lines (the next head's keys or values): with it
+// pointing at NaNs, every kernel still gives the bits it gives without. A
+// request that became a load would put NaN in the results.
+TEST(FewRowReadAhead, RequestsLeaveTheResultsAsTheyAre) {
+  for (FewRowIsa isa : {FewRowIsa::Avx512, FewRowIsa::Avx2}) {
+    if (!few_row_gemm_available(isa)) continue;
+    for (int64_t m : {1, 2, 8}) {
+      const int64_t span = 40, d = 64, tiles = 8, depth = 64;
+      // Values then as many NaNs: the read-ahead copy.
+      auto v = random_floats(size_t(2 * span * d), 81);
+      std::fill(v.begin() + span * d, v.end(), NAN);
+      const auto p = random_floats(size_t(m * span), 82);
+      std::vector<float> plain(size_t(m * d)), ahead(size_t(m * d));
+      few_row_weighted_sum({p.data(), span, m, span, v.data(), d, d, plain.data(), d, false}, isa);
+      few_row_weighted_sum({p.data(), span, m, span, v.data(), d, d, ahead.data(), d, false, span * d}, isa);
+      EXPECT_EQ(0, std::memcmp(plain.data(), ahead.data(), plain.size() * sizeof(float))) << "weighted sum, m " << m;
+
+      auto k = random_floats(size_t(2 * tiles * depth * kKeyTile), 83);
+      std::fill(k.begin() + tiles * depth * kKeyTile, k.end(), NAN);
+      const auto q = random_floats(size_t(m * depth), 84);
+      const int64_t width = tiles * kKeyTile;
+      std::vector<float> scores(size_t(m * width)), scores_ahead(size_t(m * width));
+      few_row_tiled_scores({q.data(), depth, m, depth, k.data(), depth * kKeyTile, tiles, scores.data(), width, 0.125f}, isa);
+      few_row_tiled_scores({q.data(), depth, m, depth, k.data(), depth * kKeyTile, tiles, scores_ahead.data(), width,
+                            0.125f, tiles * depth * kKeyTile},
+                           isa);
+      EXPECT_EQ(0, std::memcmp(scores.data(), scores_ahead.data(), scores.size() * sizeof(float))) << "scores, m " << m;
+    }
+  }
+}
+
 }  // namespace moss::test

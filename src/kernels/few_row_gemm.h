@@ -70,6 +70,9 @@ struct WeightedSum {
   float* y = nullptr;
   int64_t ldy = 0;
   bool accumulate = false;
+  // Nonzero: every line of V read is also requested into L2 at v + this
+  // many floats (the next head's values, which the caller reads next).
+  int64_t read_ahead = 0;
 };
 
 // Keys stored in tiles of kKeyTile: tile t holds keys t*kKeyTile.. as
@@ -88,6 +91,9 @@ struct TiledScores {
   float* y = nullptr;
   int64_t ldy = 0;
   float alpha = 1.0f;
+  // Nonzero: every line of keys read is also requested into L2 at k + this
+  // many floats (the next head's keys, which the caller reads next).
+  int64_t read_ahead = 0;
 };
 
 // The instruction sets there are kernels for; Best is what this CPU runs best.
