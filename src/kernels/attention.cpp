@@ -62,8 +62,9 @@ struct ScoreRows {
 // weighted sum of values. scores_fn(h, lo, span, bq, qh, buffer, ahead)
 // computes the scores into buffer (sizing it) and says where their rows are;
 // values_fn(h, lo, span, bq, rows, oh, ahead) does the weighted sum. With
-// ahead, the same thread takes head h + 1 next, and the functions may
-// request its keys and values while they read head h's.
+// ahead, the functions may request head h + 1's keys and values while they
+// read head h's: in a run of heads the same thread takes it next (except at
+// the end of its run, where the request serves the thread that does).
 constexpr int64_t kBlock = 128;  // queries per task
 
 template <class ScoresFn, class ValuesFn>
