@@ -14,6 +14,7 @@
 #include "kernels/finite_scan.h"
 #include "kernels/gemm.h"
 #include "kernels/half.h"
+#include "kernels/large_buffer.h"
 #include "kernels/onednn_matmul.h"
 #include "kernels/positional.h"
 #include "machine_probe.h"
@@ -62,7 +63,8 @@ void matmul_cold_bench(benchmark::State& st, bool pack) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
   const int64_t pool = std::max<int64_t>(2, (int64_t(1) << 28) / (n * k));
   auto x = randoms(size_t(m * k));
-  std::vector<float> w(size_t(pool * n * k), 0.01f), y(size_t(m * n));
+  moss::LargeVector<float> w(size_t(pool * n * k), 0.01f);
+  std::vector<float> y(size_t(m * n));
   std::vector<std::unique_ptr<moss::OnednnMatmul>> mms;
   for (int64_t i = 0; i < pool; ++i) {
     mms.push_back(std::make_unique<moss::OnednnMatmul>(w.data() + i * n * k, n, k));
@@ -87,11 +89,13 @@ BENCHMARK(BM_MatmulPacked)->LINEAR_SHAPES->Unit(benchmark::kMillisecond)->UseRea
 
 // A streaming step: a few rows against weights that are not in any cache (a
 // pool of distinct matrices, 1 GiB in all, used in turn), as in the decoder's
-// per-frame pass. Reported as weight bytes read per second.
+// per-frame pass. Reported as weight bytes read per second. The pools of
+// cold weights are on 2 MiB pages (LargeVector), as mapped checkpoints are
+// and as the read-bandwidth probe is.
 void BM_WeightStream(benchmark::State& st) {
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
   const int64_t pool = std::max<int64_t>(2, (int64_t(1) << 28) / (n * k));
-  std::vector<float> w(size_t(pool * n * k), 0.01f);
+  moss::LargeVector<float> w(size_t(pool * n * k), 0.01f);
   auto x = randoms(size_t(m * k));
   std::vector<float> y(size_t(m * n));
   int64_t i = 0;
@@ -128,7 +132,7 @@ void few_row_stream(benchmark::State& st, int64_t stored, T fill, Set set) {
   }
   const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
   const int64_t pool = std::max<int64_t>(2, (int64_t(1) << 30) / (stored * int64_t(sizeof(T))));
-  std::vector<T> w(size_t(pool * stored), fill);
+  moss::LargeVector<T> w(size_t(pool * stored), fill);
   auto x = randoms(size_t(m * k));
   std::vector<float> y(size_t(m * n));
   int64_t i = 0;
