@@ -11,6 +11,7 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -531,6 +532,33 @@ PYBIND11_MODULE(moss_codec, m) {
             CodeTensor k = to_codes(codes, "codes");
             return to_numpy(locked_without_gil(s, [&](moss::DecoderStream& d) { return d.push(k); }));
           },
-          py::arg("codes"), "codes (nq, n), n >= 1 new frames. Returns their audio (C, n * downsample_rate).");
+          py::arg("codes"), "codes (nq, n), n >= 1 new frames. Returns their audio (C, n * downsample_rate).")
+      .def_static(
+          "push_batch",
+          [](const std::vector<PyDecoderStream*>& streams, const py::list& codes) {
+            std::vector<CodeTensor> k = convert_list(codes, "codes", [](const py::handle& h, const char* what) { return to_codes(h, what); });
+            std::vector<moss::DecoderStream*> batch;
+            for (PyDecoderStream* s : streams) batch.push_back(s ? &s->stream : nullptr);
+            // Each distinct stream's lock, in address order so that two batches
+            // sharing streams cannot wait on each other; a stream named twice
+            // is locked once and refused by push_batch.
+            std::vector<PyDecoderStream*> order(streams);
+            std::sort(order.begin(), order.end());
+            order.erase(std::unique(order.begin(), order.end()), order.end());
+            std::vector<moss::Tensor> audio;
+            {
+              py::gil_scoped_release unlocked;
+              std::vector<std::unique_lock<std::mutex>> held;
+              for (PyDecoderStream* s : order)
+                if (s) held.emplace_back(s->lock);
+              audio = moss::DecoderStream::push_batch(batch, k);
+            }
+            py::list out;
+            for (moss::Tensor& a : audio) out.append(to_numpy(std::move(a)));
+            return out;
+          },
+          py::arg("streams"), py::arg("codes"),
+          "Pushes codes[i] (nq, n) into streams[i] for every i in one pass over the decoder weights; returns each "
+          "stream's audio, as its own push would. The streams must be distinct and share one Codec.");
   add_reset_and_stats(decoder_stream);
 }

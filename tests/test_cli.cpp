@@ -378,12 +378,20 @@ TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   EXPECT_GT(d["x_floor"].get<double>(), 0);
   EXPECT_LE(d["median_ms"].get<double>(), d["p95_ms"].get<double>());
   EXPECT_GT(j["streaming_encode_80ms"]["median_ms"].get<double>(), 0);
+  const auto& batched = j["streaming_decode_80ms_batched"];  // 4 streams by default
+  EXPECT_EQ(batched["streams"].get<int>(), 4);
+  EXPECT_GT(batched["median_ms"].get<double>(), 0);
+  EXPECT_LE(batched["median_ms"].get<double>(), batched["p95_ms"].get<double>());
   const auto& w = j["weight_residency"];
   EXPECT_GT(w["mapped_bytes"].get<int64_t>(), 0);
   if (w["known"].get<bool>()) EXPECT_LE(w["huge_page_bytes"].get<int64_t>(), w["resident_bytes"].get<int64_t>());
   r = cli("bench --seconds 0.5 --repeat 1 --stream-frames 5 --skip-probe --json" + m(), dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["streaming_decode_80ms"]["probed_pushes"].get<int>(), 0);
+  r = cli("bench --seconds 0.5 --repeat 0 --stream-frames 5 --skip-probe --streams 1 --json" + m(), dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["streaming_decode_80ms_batched"]["streams"].get<int>(), 0);  // skipped
+  EXPECT_EQ(cli("bench --streams 0 --skip-probe" + m(), dir_).code, 1);
   // --repeat 0: the first call is the figure (an hour of audio timed once, not twice).
   r = cli("bench --seconds 0.5 --repeat 0 --stream-frames 5 --skip-probe --json" + m(), dir_);
   ASSERT_EQ(r.code, 0) << r.err;

@@ -97,6 +97,87 @@ void expect_audio_near(const Tensor& a, const Tensor& b, int64_t n) {
     for (int64_t t = 0; t < n; ++t) ASSERT_NEAR(a.data[size_t(c * Na + t)], b.data[size_t(c * Nb + t)], 1e-5) << t;
 }
 
+
+// Several streams decoded together by DecoderStream::push_batch: each round
+// pushes 1..max_push frames of every stream still running, a stream starting
+// only in round `start[i]` and sitting out rounds where `skip(i, round)`, so
+// a batch holds streams at different positions with different push sizes.
+// Returns each stream's audio (1, C, N).
+std::vector<Tensor> batch_decode_streams(std::shared_ptr<const Codec> codec, const std::vector<CodeTensor>& codes,
+                                         const std::vector<int>& start, int64_t max_push, uint32_t seed) {
+  const size_t K = codes.size();
+  std::vector<DecoderStream> streams;
+  for (size_t i = 0; i < K; ++i) streams.emplace_back(codec);
+  std::vector<int64_t> at(K, 0);
+  std::vector<std::vector<std::vector<float>>> audio(K);  // [stream][channel]
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> size(1, max_push);
+  for (int round = 0;; ++round) {
+    std::vector<DecoderStream*> batch;
+    std::vector<CodeTensor> pieces;
+    std::vector<size_t> who;
+    for (size_t i = 0; i < K; ++i) {
+      const int64_t nq = codes[i].dim(0), T = codes[i].dim(2);
+      if (round < start[i] || at[i] >= T || (round + int(i)) % 4 == 3) continue;  // not started, done, or sitting out
+      const int64_t n = std::min(size(rng), T - at[i]);
+      CodeTensor piece({nq, n});
+      for (int64_t q = 0; q < nq; ++q)
+        std::copy(codes[i].data.begin() + q * T + at[i], codes[i].data.begin() + q * T + at[i] + n,
+                  piece.data.begin() + q * n);
+      batch.push_back(&streams[i]);
+      pieces.push_back(std::move(piece));
+      who.push_back(i);
+      at[i] += n;
+    }
+    bool done = true;
+    for (size_t i = 0; i < K; ++i) done = done && at[i] >= codes[i].dim(2);
+    if (batch.empty() && done) break;
+    if (batch.empty()) continue;
+    std::vector<Tensor> out = DecoderStream::push_batch(batch, pieces);
+    EXPECT_EQ(out.size(), batch.size());
+    for (size_t b = 0; b < out.size(); ++b) {
+      auto& dst = audio[who[b]];
+      const int64_t C = out[b].dim(0), N = out[b].dim(1);
+      EXPECT_EQ(N, pieces[b].dim(1) * codec->config().downsample_rate);
+      dst.resize(size_t(C));
+      for (int64_t c = 0; c < C; ++c) dst[size_t(c)].insert(dst[size_t(c)].end(), out[b].data.begin() + c * N, out[b].data.begin() + (c + 1) * N);
+    }
+  }
+  std::vector<Tensor> result;
+  for (size_t i = 0; i < K; ++i) {
+    EXPECT_EQ(streams[i].stats().frames, codes[i].dim(2));
+    const int64_t C = int64_t(audio[i].size()), N = int64_t(audio[i][0].size());
+    Tensor t({1, C, N});
+    for (int64_t c = 0; c < C; ++c) std::copy(audio[i][size_t(c)].begin(), audio[i][size_t(c)].end(), t.data.begin() + c * N);
+    result.push_back(std::move(t));
+  }
+  return result;
+}
+
+// Three streams' codes of 2-4 windows at the coarsest rate, decoded together
+// and each against its own offline decode.
+void expect_batched_streams_equal_offline(std::shared_ptr<const Codec> codec, int64_t max_push) {
+  const CodecConfig& cfg = codec->config();
+  int window = 1;
+  for (auto& m : cfg.decoder) window = std::max(window, m.transformer.context);
+  const int64_t nq = cfg.quantizer.num_quantizers, K = cfg.quantizer.codebook_size;
+  std::vector<CodeTensor> codes;
+  for (int i = 0; i < 3; ++i) {
+    const int64_t T = (2 + i) * window + 3 * i + 1;
+    CodeTensor c({nq, 1, T});
+    std::mt19937 rng(40 + i);
+    for (auto& v : c.data) v = int32_t(rng() % uint32_t(K));
+    codes.push_back(std::move(c));
+  }
+  const std::vector<Tensor> batched = batch_decode_streams(codec, codes, {0, 0, 3}, max_push, 5);
+  for (size_t i = 0; i < codes.size(); ++i) {
+    SCOPED_TRACE("stream " + std::to_string(i));
+    const Tensor whole = codec->decode(codes[i]).audio;
+    ASSERT_EQ(batched[i].dim(2), codes[i].dim(2) * cfg.downsample_rate);
+    expect_audio_near(batched[i], whole, batched[i].dim(2));
+  }
+}
+
 }  // namespace
 
 class StreamingFixture : public ::testing::TestWithParam<std::string> {};
@@ -135,6 +216,15 @@ TEST_P(StreamingFixture, RandomPartitionsEqualOffline) {
   }
 }
 
+// Streams decoded together equal each stream decoded alone (offline).
+TEST_P(StreamingFixture, BatchedStreamsEqualOffline) {
+  auto codec = Codec::load(fixture(GetParam()));
+  for (int64_t max_push : {1, 3}) {
+    SCOPED_TRACE("max_push " + std::to_string(max_push));
+    expect_batched_streams_equal_offline(codec, max_push);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, StreamingFixture, ::testing::Values("tiny", "variants", "stereo-48k-v2"));
 
 // A model wide enough that a streaming step's products are shared out over
@@ -162,6 +252,9 @@ TEST(Streaming, WideModelWithProductsInPiecesEqualsOffline) {
   const Tensor whole = codec->decode(off.codes).audio;
   DecoderStream ds(codec);
   expect_audio_near(stream_decode(ds, off.codes, 3, 8), whole, frames * hop);
+  // Batches of streams: 1-9 rows a product, RoPE on pieces holding rows of
+  // streams at different positions.
+  expect_batched_streams_equal_offline(codec, 3);
 }
 
 TEST(Streaming, TwentyMinutesOnTinyStayBoundedAndExact) {
@@ -273,6 +366,45 @@ TEST(Streaming, ArgumentErrors) {
   std::vector<int64_t> sizes;
   codec->streaming_decode(CodeTensor({4, 1, 7}), 3, [&](Tensor&& a) { sizes.push_back(a.dim(2)); });
   EXPECT_EQ(sizes, (std::vector<int64_t>{12, 12, 4}));
+}
+
+TEST(Streaming, BatchArgumentErrorsChangeNoStream) {
+  auto codec = Codec::load(fixture("tiny"));
+  auto other = Codec::load(fixture("tiny"));
+  DecoderStream a(codec), b(codec), c(other);
+  DecoderStream three(codec, 3);
+  const CodeTensor ok({4, 1}, {0, 1, 2, 3});
+  expect_error([&] { DecoderStream::push_batch({}, {}); }, "no streams");
+  expect_error([&] { DecoderStream::push_batch({&a, &b}, {ok}); }, "2 streams but 1 code tensors");
+  expect_error([&] { DecoderStream::push_batch({&a, nullptr}, {ok, ok}); }, "stream 1 is null");
+  expect_error([&] { DecoderStream::push_batch({&a, &b, &a}, {ok, ok, ok}); }, "stream 2 is stream 0 again");
+  expect_error([&] { DecoderStream::push_batch({&a, &c}, {ok, ok}); }, "stream 1: decodes with another Codec");
+  expect_error([&] { DecoderStream::push_batch({&a, &b}, {ok, CodeTensor({4, 0})}); }, "stream 1: needs at least one new frame");
+  expect_error([&] { DecoderStream::push_batch({&a, &b}, {ok, CodeTensor({4, 1, 1})}); },
+               "stream 1: codes have shape (4, 1, 1)");
+  expect_error([&] { DecoderStream::push_batch({&a, &b}, {ok, CodeTensor({4, 1}, {0, 1, 2, 16})}); },
+               "stream 1: code 16 at [codebook 3, frame 0] is outside the codebook");
+  expect_error([&] { DecoderStream::push_batch({&a, &three}, {ok, CodeTensor({2, 1})}); },
+               "stream 1: num_quantizers = 3 exceeds the 2 codebooks");
+  EXPECT_EQ(a.stats().frames, 0);
+  EXPECT_EQ(b.stats().frames, 0);
+  EXPECT_EQ(a.stats().max_cached_keys, 0);
+  // Each stream keeps its own number of codebooks: stream `three` decodes its
+  // first 3 of 4, as its own push would.
+  DecoderStream alone(codec, 3);
+  const CodeTensor four({4, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
+  const std::vector<Tensor> out = DecoderStream::push_batch({&a, &three}, {four, four});
+  auto expect_near = [](const Tensor& x, const Tensor& y) {
+    ASSERT_EQ(x.shape, y.shape);
+    for (size_t i = 0; i < x.data.size(); ++i) ASSERT_NEAR(x.data[i], y.data[i], 1e-5) << i;
+  };
+  expect_near(out[0], DecoderStream(codec).push(four));
+  expect_near(out[1], alone.push(four));
+  const Tensor with_all = DecoderStream(codec).push(four);
+  double differs = 0;  // the stream with 3 codebooks is not the one with 4
+  for (size_t i = 0; i < out[1].data.size(); ++i) differs = std::max(differs, double(std::fabs(out[1].data[i] - with_all.data[i])));
+  EXPECT_GT(differs, 1e-4);
+  EXPECT_EQ(a.stats().frames, 2);
 }
 
 }  // namespace moss::test

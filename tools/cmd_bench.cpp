@@ -57,6 +57,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
     double seconds = 10;
     int repeat = 2;
     int64_t stream_frames = 50;
+    int streams = 4;
     bool skip_probe = false;
   };
   auto a = std::make_shared<Args>();
@@ -67,6 +68,9 @@ Runner add_bench(CLI::App& app, const Common& common) {
       ->check(CLI::Range(0, 100));
   cmd->add_option("--stream-frames", a->stream_frames, "80 ms chunks timed in each streaming run")
       ->check(CLI::Range(int64_t(5), int64_t(100000)));
+  cmd->add_option("--streams", a->streams,
+                  "Decoder streams pushed together (DecoderStream::push_batch) in the batched streaming run; 1 skips it")
+      ->check(CLI::Range(1, 64));
   cmd->add_flag("--skip-probe", a->skip_probe, "Do not measure the machine's FMA peak and read bandwidth");
   cmd->footer(
       "Example:\n  moss-codec init-random --config configs/moss-audio-tokenizer-24k.json -o /tmp/v1\n"
@@ -110,7 +114,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
     // left out of the ratio (unless every push was).
     const int64_t history = window_filling_frames(cfg);
     const int64_t warm = 3, T = a->stream_frames;
-    std::vector<double> dec_ms, enc_ms, dec_bw, dec_x_floor, all_bw, all_x_floor;
+    std::vector<double> dec_ms, enc_ms, batch_ms, dec_bw, dec_x_floor, all_bw, all_x_floor;
     const double dec_bytes = double(wi.decoder_bytes);  // as held: 2 per value for 16-bit matrices in place
     {
       std::optional<ReadBandwidthProbe> probe;
@@ -148,6 +152,25 @@ Runner add_bench(CLI::App& app, const Common& common) {
         dec_x_floor = all_x_floor;
       }
       probe.reset();
+      // Several streams at once, each at its own place in the codes: one
+      // frame of every stream per push_batch, as a server decoding many
+      // sessions would push them.
+      if (a->streams > 1) {
+        std::vector<DecoderStream> many;
+        std::vector<DecoderStream*> batch;
+        for (int k = 0; k < a->streams; ++k) many.emplace_back(codec);
+        for (int k = 0; k < a->streams; ++k) {
+          batch.push_back(&many[size_t(k)]);
+          many[size_t(k)].push(frames_from(7 * k, history));
+        }
+        std::vector<CodeTensor> pieces(size_t(a->streams));
+        for (int64_t t = 0; t < T + warm; ++t) {
+          for (int k = 0; k < a->streams; ++k) pieces[size_t(k)] = frames_from(7 * k + history + t, 1);
+          const auto s0 = std::chrono::steady_clock::now();
+          DecoderStream::push_batch(batch, pieces);
+          if (t >= warm) batch_ms.push_back(seconds_since(s0) * 1e3);
+        }
+      }
       EncoderStream e(codec);
       auto samples_from = [&](int64_t t0, int64_t n) {  // audio of frames t0..t0+n, cycling
         Tensor piece({C, n * ds});
@@ -164,7 +187,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
         if (t >= warm) enc_ms.push_back(seconds_since(s0) * 1e3);
       }
     }
-    const Latency dl = percentiles(dec_ms), el = percentiles(enc_ms);
+    const Latency dl = percentiles(dec_ms), el = percentiles(enc_ms), bl = percentiles(batch_ms);
     const double enc_flops = cfg.encode_flops(frames), dec_flops = cfg.decode_flops(frames);
     const double enc_floor = peak > 0 ? enc_flops / (peak * 1e9) : 0, dec_floor = peak > 0 ? dec_flops / (peak * 1e9) : 0;
     const double stream_bandwidth = median(dec_bw);
@@ -201,6 +224,9 @@ Runner add_bench(CLI::App& app, const Common& common) {
                                              {"probed_pushes", all_x_floor.size()},
                                              {"stable_probe_pushes", dec_x_floor.size()},
                                              {"x_realtime", dl.median_ms / frame_ms}}},
+                  {"streaming_decode_80ms_batched", {{"streams", batch_ms.empty() ? 0 : a->streams},
+                                                     {"median_ms", bl.median_ms}, {"p95_ms", bl.p95_ms},
+                                                     {"x_realtime", bl.median_ms / frame_ms}}},
                   {"streaming_encode_80ms", {{"median_ms", el.median_ms}, {"p95_ms", el.p95_ms},
                                              {"x_realtime", el.median_ms / frame_ms}}},
                   {"peak_rss_mb", rss},
@@ -230,8 +256,13 @@ Runner add_bench(CLI::App& app, const Common& common) {
                 << all_x_floor.size() << " pushes whose bracketing probes agreed: " << std::setprecision(1)
                 << dec_bytes / 1e9 << " GB of weights at a median " << stream_bandwidth << " GB/s = " << stream_floor_ms
                 << " ms";
-    std::cout << ")\n"
-              << "stream encode    80 ms chunks: median " << el.median_ms << " ms, p95 " << el.p95_ms << " ms ("
+    std::cout << ")\n";
+    if (!batch_ms.empty())
+      std::cout << std::setprecision(1) << "stream decode x" << std::left << std::setw(2) << a->streams << std::right
+                << " " << a->streams << " streams pushed together, 80 ms each: median " << bl.median_ms << " ms, p95 "
+                << bl.p95_ms << " ms (" << std::setprecision(2) << bl.median_ms / frame_ms << "x real time for all of them, "
+                << bl.median_ms / dl.median_ms << "x one stream's push)\n";
+    std::cout << std::setprecision(1) << "stream encode    80 ms chunks: median " << el.median_ms << " ms, p95 " << el.p95_ms << " ms ("
               << std::setprecision(2) << el.median_ms / frame_ms << "x real time)\n"
               << std::setprecision(0) << "peak RSS         " << rss << " MB (weights " << double(wi.file_bytes) / 1e6
               << " MB)\n"

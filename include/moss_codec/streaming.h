@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "moss_codec/codec.h"
 
@@ -61,6 +62,17 @@ class DecoderStream {
 
   // codes: (nq, n) with n >= 1 new frames. Returns their audio (C, n * downsample_rate).
   Tensor push(const CodeTensor& codes);
+  // Pushes codes[i] into *streams[i] for every i in one pass over the decoder
+  // weights, and returns each stream's audio as its own push would (equal
+  // within float32 rounding: a product of more rows may take another kernel).
+  // A streaming step reads every decoder weight whatever the number of rows,
+  // so a server decoding many streams at once pays about one step's reads
+  // for all of them instead of one each. The streams must be distinct and
+  // share one Codec; each may be at its own position, and push its own
+  // number of frames and codebooks. Everything is checked before any stream
+  // changes; the first stream's buffers are used for the batch.
+  static std::vector<Tensor> push_batch(const std::vector<DecoderStream*>& streams,
+                                        const std::vector<CodeTensor>& codes);
   void reset();
   StreamStats stats() const;
 

@@ -5,21 +5,26 @@
 
 namespace moss {
 
-void RopeTable::build(int64_t p0, int64_t count, int head_dim, double max_period) {
-  pos0 = p0;
-  n = count;
+void RopeTable::build(int64_t pos0, int64_t count, int head_dim, double max_period) {
+  n = 0;
+  append(pos0, count, head_dim, max_period);
+}
+
+void RopeTable::append(int64_t pos0, int64_t count, int head_dim, double max_period) {
+  const int64_t t0 = n;
+  n += count;
   half = head_dim / 2;
   cos.resize(size_t(n * half));
   sin.resize(size_t(n * half));
   const float coef = float(-std::log(max_period) * 2.0 / head_dim);
   std::vector<float> freqs(static_cast<size_t>(half));
   for (int i = 0; i < half; ++i) freqs[size_t(i)] = std::exp(float(i) * coef);
-  for (int64_t t = 0; t < n; ++t) {
+  for (int64_t t = 0; t < count; ++t) {
     const float pos = float(pos0 + t);
     for (int i = 0; i < half; ++i) {
       const float angle = freqs[size_t(i)] * pos;
-      cos[size_t(t * half + i)] = std::cos(angle);
-      sin[size_t(t * half + i)] = std::sin(angle);
+      cos[size_t((t0 + t) * half + i)] = std::cos(angle);
+      sin[size_t((t0 + t) * half + i)] = std::sin(angle);
     }
   }
 }

@@ -6,13 +6,16 @@
 
 namespace moss {
 
-// cos/sin tables for positions [pos0, pos0 + n) and head size `head_dim`:
-// entry [t * head_dim/2 + i] is for pair i at position pos0 + t.
+// cos/sin tables for n rows and head size `head_dim`: entry
+// [t * head_dim/2 + i] is for pair i of row t. build() makes rows for the
+// positions [pos0, pos0 + n); append() adds rows for further positions, so
+// that rows of several streams, each at its own position, share one table.
 struct RopeTable {
-  int64_t pos0 = 0, n = 0;
+  int64_t n = 0;
   int half = 0;
   std::vector<float> cos, sin;
   void build(int64_t pos0, int64_t n, int head_dim, double max_period);
+  void append(int64_t pos0, int64_t n, int head_dim, double max_period);
 };
 
 // Rotates adjacent pairs (2i, 2i+1) of every head of q and k in place.

@@ -44,6 +44,12 @@ struct Codec::Impl {
   // Runs the decoder chain on the quantizer output (frames x output_dim) in
   // scratch.a, leaving samples there (time-major, width 1 when interleaved).
   void run_decoder(int64_t frames, RowScratch& s, std::vector<TransformerState>* states = nullptr) const;
+  // The same for `count` streams at once: stream i's frames[i] rows follow
+  // one another in scratch.a, continuing the decoder states *states[i] (null
+  // only for count 1: an offline pass); its samples follow likewise. Every module reads its weights once
+  // for all the streams (ProjectedTransformer::forward_streams).
+  void run_decoder_streams(const int64_t* frames, std::vector<TransformerState>* const* states, int count,
+                           RowScratch& s) const;
 
   std::vector<TransformerState> new_encoder_states() const { return new_states(encoder); }
   std::vector<TransformerState> new_decoder_states() const { return new_states(decoder); }

@@ -124,10 +124,24 @@ TransformerState ProjectedTransformer::new_state() const {
 
 void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, TransformerState* state,
                                    TransformerScratch& ws) const {
+  run(x_in, &n, &state, 1, y, ws);
+}
+
+void ProjectedTransformer::forward_streams(const float* x, const int64_t* rows, TransformerState* const* states,
+                                           int count, float* y, TransformerScratch& ws) const {
+  for (int i = 0; i < count; ++i)
+    if (!states[i]) throw Error("forward_streams: segment " + std::to_string(i) + " has no stream state");
+  run(x, rows, states, count, y, ws);
+}
+
+void ProjectedTransformer::run(const float* x_in, const int64_t* rows, TransformerState* const* states, int count,
+                               float* y, TransformerScratch& ws) const {
+  int64_t n = 0;
+  for (int i = 0; i < count; ++i) n += rows[i];
   if (n <= 0) return;
   const int64_t D = cfg_.d_model, H = cfg_.num_heads, dh = cfg_.head_dim();
   const int64_t hidden = cfg_.ffn_hidden();
-  if (state && !cfg_.causal) throw Error("streaming needs causal transformers; this module has causal=false");
+  if (states[0] && !cfg_.causal) throw Error("streaming needs causal transformers; this module has causal=false");
   ws.x.resize(size_t(n * D));
   ws.h.resize(size_t(n * D));
   ws.qkv.resize(size_t(n * 3 * D));
@@ -139,9 +153,14 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
   if (input_proj_.present()) input_proj_.forward(x_in, n, x);
   else std::memcpy(x, x_in, sizeof(float) * size_t(n * D));
 
-  const int64_t pos0 = state ? state->position : 0;
-  if (cfg_.uses_sin()) add_sin_embedding(x, n, int(D), pos0, cfg_.max_period);
-  if (cfg_.uses_rope()) ws.rope.build(pos0, n, int(dh), cfg_.max_period);
+  // Positions go segment by segment: each stream continues from its own.
+  ws.rope.n = 0;
+  int64_t r0 = 0;
+  for (int i = 0; i < count; r0 += rows[i], ++i) {
+    const int64_t pos0 = states[i] ? states[i]->position : 0;
+    if (cfg_.uses_sin()) add_sin_embedding(x + r0 * D, rows[i], int(D), pos0, cfg_.max_period);
+    if (cfg_.uses_rope()) ws.rope.append(pos0, rows[i], int(dh), cfg_.max_period);
+  }
 
   // A streaming step's few rows: its products are few-row ones, whose threads
   // can finish their own outputs (OutputHook).
@@ -158,25 +177,28 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
       apply_rope(ws.qkv.data(), n, 3 * D, int(H), int(dh), ws.rope);      // q
       apply_rope(ws.qkv.data() + D, n, 3 * D, int(H), int(dh), ws.rope);  // k
     }
-    AttentionShape shape;
-    shape.n_queries = n;
-    shape.heads = int(H);
-    shape.head_dim = int(dh);
-    shape.context = cfg_.context;
-    shape.causal = cfg_.causal;
-    if (state) {
-      // The new keys and values go into the cache head by head, each written
-      // by the thread that attends over that head next.
-      KvWindow& kv = state->layers[l];
-      const BeforeHead write_rows =
-          kv.append_per_head(ws.qkv.data() + D, ws.qkv.data() + 2 * D, 3 * D, n, int(H), int(dh), kept_keys());
-      shape.n_keys = kv.rows();
-      windowed_attention(shape, ws.qkv.data(), 3 * D, kv.view(), ws.attn.data(), D, write_rows);
-      kv.keep_newest(kept_keys());
-    } else {
-      shape.n_keys = n;
-      windowed_attention(shape, ws.qkv.data(), 3 * D, ws.qkv.data() + D, ws.qkv.data() + 2 * D, 3 * D, ws.attn.data(),
-                         D);
+    r0 = 0;  // each segment attends over its own stream's window
+    for (int i = 0; i < count; r0 += rows[i], ++i) {
+      AttentionShape shape;
+      shape.n_queries = rows[i];
+      shape.heads = int(H);
+      shape.head_dim = int(dh);
+      shape.context = cfg_.context;
+      shape.causal = cfg_.causal;
+      const float* qkv = ws.qkv.data() + r0 * 3 * D;
+      float* out = ws.attn.data() + r0 * D;
+      if (TransformerState* state = states[i]) {
+        // The new keys and values go into the cache head by head, each written
+        // by the thread that attends over that head next.
+        KvWindow& kv = state->layers[l];
+        const BeforeHead write_rows = kv.append_per_head(qkv + D, qkv + 2 * D, 3 * D, rows[i], int(H), int(dh), kept_keys());
+        shape.n_keys = kv.rows();
+        windowed_attention(shape, qkv, 3 * D, kv.view(), out, D, write_rows);
+        kv.keep_newest(kept_keys());
+      } else {
+        shape.n_keys = rows[i];
+        windowed_attention(shape, qkv, 3 * D, qkv + D, qkv + 2 * D, 3 * D, out, D);
+      }
     }
     L.out_proj.forward(ws.attn.data(), n, ws.h.data());
     add_scaled(x, ws.h.data(), L.scale1, n, D);
@@ -202,7 +224,8 @@ void ProjectedTransformer::forward(const float* x_in, int64_t n, float* y, Trans
     L.ffn_out.forward(ff_out_in, n, ws.h.data());
     add_scaled(x, ws.h.data(), L.scale2, n, D);
   }
-  if (state) state->position += n;
+  for (int i = 0; i < count; ++i)
+    if (states[i]) states[i]->position += rows[i];
 
   if (output_proj_.present()) output_proj_.forward(x, n, y);
   else std::memcpy(y, x, sizeof(float) * size_t(n * D));

@@ -45,6 +45,15 @@ class ProjectedTransformer {
   // and the result equals the offline pass over the concatenation.
   void forward(const float* x, int64_t n, float* y, TransformerState* state, TransformerScratch& ws) const;
 
+  // Rows of several streams in one pass: segment i is rows[i] consecutive rows
+  // continuing states[i] (distinct states of this transformer). The products,
+  // norms and activations take all the rows at once, so the weights are read
+  // once for every stream; positions and attention stay per stream. Each
+  // segment's result equals forward() of its rows alone, within float32
+  // rounding (a product of more rows may take another kernel).
+  void forward_streams(const float* x, const int64_t* rows, TransformerState* const* states, int count, float* y,
+                       TransformerScratch& ws) const;
+
   TransformerState new_state() const;
   // Keys a stream's window keeps after each chunk (context - 1).
   int64_t kept_keys() const { return cfg_.context > 0 ? cfg_.context - 1 : 0; }
@@ -63,6 +72,10 @@ class ProjectedTransformer {
 
   Norm load_norm(WeightStore& store, const std::string& name) const;
   void apply_norm(const Norm& norm, const float* x, int64_t n, float* y) const;
+  // forward() and forward_streams(): count segments (count 1 and a null state
+  // for a whole offline sequence).
+  void run(const float* x, const int64_t* rows, TransformerState* const* states, int count, float* y,
+           TransformerScratch& ws) const;
 
   TransformerConfig cfg_;
   Linear input_proj_, output_proj_;  // absent: identity

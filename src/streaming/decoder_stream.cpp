@@ -1,4 +1,5 @@
 #include <cstring>
+#include <string>
 
 #include "kernels/transpose.h"
 #include "streaming/stream_impl.h"
@@ -47,6 +48,72 @@ Tensor DecoderStream::push(const CodeTensor& codes) {
   const int64_t C = impl_->model.config.channels(), N = int64_t(interleaved.size()) / C;
   Tensor out({C, N});
   transpose(interleaved.data(), N, C, C, out.data.data(), N);
+  return out;
+}
+
+std::vector<Tensor> DecoderStream::push_batch(const std::vector<DecoderStream*>& streams,
+                                              const std::vector<CodeTensor>& codes) {
+  const std::string who = "DecoderStream::push_batch: ";
+  if (streams.empty()) throw Error(who + "no streams");
+  if (codes.size() != streams.size())
+    throw Error(who + std::to_string(streams.size()) + " streams but " + std::to_string(codes.size()) + " code tensors");
+  const int count = int(streams.size());
+  for (int i = 0; i < count; ++i) {
+    if (!streams[size_t(i)] || !streams[size_t(i)]->impl_) throw Error(who + "stream " + std::to_string(i) + " is null");
+    for (int j = 0; j < i; ++j)
+      if (streams[size_t(j)] == streams[size_t(i)])
+        throw Error(who + "stream " + std::to_string(i) + " is stream " + std::to_string(j) + " again");
+  }
+  Impl& first = *streams[0]->impl_;
+  const Codec::Impl& model = first.model;
+  std::vector<int64_t> frames(static_cast<size_t>(count));
+  std::vector<int> use(static_cast<size_t>(count));
+  int64_t total = 0;
+  for (int i = 0; i < count; ++i) {
+    const Impl& s = *streams[size_t(i)]->impl_;
+    const CodeTensor& c = codes[size_t(i)];
+    const std::string which = who + "stream " + std::to_string(i) + ": ";
+    if (&s.model != &model) throw Error(which + "decodes with another Codec than stream 0");
+    if (c.rank() != 2 || int64_t(c.data.size()) != c.numel())
+      throw Error(which + "codes have shape " + shape_to_string(c.shape) + "; expected (num_quantizers, frames)");
+    if (c.dim(1) < 1) throw Error(which + "needs at least one new frame, got " + std::to_string(c.dim(1)));
+    try {
+      use[size_t(i)] = model.resolve_num_quantizers(s.nq, c.dim(0));
+      model.check_codes(c.data.data(), use[size_t(i)], c.dim(1), c.dim(1));
+    } catch (const Error& e) {
+      throw Error(which + e.what());
+    }
+    frames[size_t(i)] = c.dim(1);
+    total += c.dim(1);
+  }
+
+  // Each stream's quantizer output, one after another, then the decoder once.
+  const CodecConfig& cfg = model.config;
+  const int64_t width = cfg.quantizer.output_dim;
+  Codec::Impl::RowScratch& scratch = first.scratch;
+  scratch.a.resize(size_t(total * width));
+  std::vector<std::vector<TransformerState>*> states(static_cast<size_t>(count));
+  int64_t r0 = 0;
+  for (int i = 0; i < count; ++i) {
+    const int64_t n = frames[size_t(i)];
+    model.quantizer->decode(codes[size_t(i)].data.data(), n, n, use[size_t(i)], scratch.a.data() + r0 * width, scratch.q);
+    states[size_t(i)] = &streams[size_t(i)]->impl_->states;
+    r0 += n;
+  }
+  model.run_decoder_streams(frames.data(), states.data(), count, scratch);
+
+  const int64_t C = cfg.channels(), ds = cfg.downsample_rate;
+  std::vector<Tensor> out;
+  out.reserve(size_t(count));
+  int64_t offset = 0;  // in samples per channel
+  for (int i = 0; i < count; ++i) {
+    const int64_t N = frames[size_t(i)] * ds;
+    Tensor audio({C, N});
+    transpose(scratch.a.data() + offset * C, N, C, C, audio.data.data(), N);
+    out.push_back(std::move(audio));
+    offset += N;
+    streams[size_t(i)]->impl_->frames += frames[size_t(i)];
+  }
   return out;
 }
 

@@ -287,6 +287,25 @@ class Api(unittest.TestCase):
         dec.reset()
         self.assertEqual(dec.stats["frames"], 0)
 
+        # Streams pushed together, each at its own position and pace: each
+        # one's audio is the offline audio of its frames.
+        hop = self.codec.downsample_rate
+        streams = [moss_codec.DecoderStream(self.codec) for _ in range(3)]
+        streams[2].push(offline.codes[:, 0, :4])  # a stream further along
+        got = [[], [], []]
+        for r in range(10):
+            pieces = [offline.codes[:, 0, 2 * r : 2 * r + 2], offline.codes[:, 0, r : r + 1], offline.codes[:, 0, 4 + r : 5 + r]]
+            for i, audio in enumerate(moss_codec.DecoderStream.push_batch(streams, pieces)):
+                got[i].append(audio)
+        for i, (first, last) in enumerate([(0, 20), (0, 10), (4, 14)]):
+            np.testing.assert_allclose(np.concatenate(got[i], axis=1), full.audio[0][:, first * hop : last * hop], rtol=0, atol=1e-5)
+        self.assertEqual([s.stats["frames"] for s in streams], [20, 10, 14])
+        with self.assertRaisesRegex(moss_codec.Error, "stream 1 is stream 0 again"):
+            moss_codec.DecoderStream.push_batch([streams[0], streams[0]], [pieces[0], pieces[0]])
+        with self.assertRaisesRegex(moss_codec.Error, r"codes\[1\]"):
+            moss_codec.DecoderStream.push_batch(streams[:2], [pieces[0], np.zeros((4, 1), np.float32)])
+        self.assertEqual([s.stats["frames"] for s in streams], [20, 10, 14])
+
         chunks = []
         self.codec.streaming_decode(offline.codes, 3, chunks.append)
         self.assertEqual([c.shape for c in chunks][:2], [(1, 1, 12), (1, 1, 12)])
