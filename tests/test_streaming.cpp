@@ -386,6 +386,15 @@ TEST(Streaming, BatchArgumentErrorsChangeNoStream) {
                "stream 1: code 16 at [codebook 3, frame 0] is outside the codebook");
   expect_error([&] { DecoderStream::push_batch({&a, &three}, {ok, CodeTensor({2, 1})}); },
                "stream 1: num_quantizers = 3 exceeds the 2 codebooks");
+  {
+    LoadOptions small;
+    small.limits.max_batch = 2;
+    auto limited = Codec::load(fixture("tiny"), small);
+    DecoderStream x(limited), y(limited), z(limited);
+    expect_error([&] { DecoderStream::push_batch({&x, &y, &z}, {ok, ok, ok}); },
+                 "batch of 3 rows exceeds the limit of 2 (LoadOptions::limits.max_batch)");
+    EXPECT_EQ(DecoderStream::push_batch({&x, &y}, {ok, ok}).size(), 2u);
+  }
   EXPECT_EQ(a.stats().frames, 0);
   EXPECT_EQ(b.stats().frames, 0);
   EXPECT_EQ(a.stats().max_cached_keys, 0);

@@ -57,15 +57,20 @@ std::vector<Tensor> DecoderStream::push_batch(const std::vector<DecoderStream*>&
   if (streams.empty()) throw Error(who + "no streams");
   if (codes.size() != streams.size())
     throw Error(who + std::to_string(streams.size()) + " streams but " + std::to_string(codes.size()) + " code tensors");
+  for (size_t i = 0; i < streams.size(); ++i)
+    if (!streams[i] || !streams[i]->impl_) throw Error(who + "stream " + std::to_string(i) + " is null");
+  Impl& first = *streams[0]->impl_;
+  const Codec::Impl& model = first.model;
+  try {
+    model.check_limits(int64_t(streams.size()), 0);  // a batch's rows, as offline decode counts them
+  } catch (const Error& e) {
+    throw Error(who + e.what());
+  }
   const int count = int(streams.size());
-  for (int i = 0; i < count; ++i) {
-    if (!streams[size_t(i)] || !streams[size_t(i)]->impl_) throw Error(who + "stream " + std::to_string(i) + " is null");
+  for (int i = 0; i < count; ++i)
     for (int j = 0; j < i; ++j)
       if (streams[size_t(j)] == streams[size_t(i)])
         throw Error(who + "stream " + std::to_string(i) + " is stream " + std::to_string(j) + " again");
-  }
-  Impl& first = *streams[0]->impl_;
-  const Codec::Impl& model = first.model;
   std::vector<int64_t> frames(static_cast<size_t>(count));
   std::vector<int> use(static_cast<size_t>(count));
   int64_t total = 0;
@@ -80,6 +85,7 @@ std::vector<Tensor> DecoderStream::push_batch(const std::vector<DecoderStream*>&
     try {
       use[size_t(i)] = model.resolve_num_quantizers(s.nq, c.dim(0));
       model.check_codes(c.data.data(), use[size_t(i)], c.dim(1), c.dim(1));
+      model.check_limits(1, c.dim(1) * model.config.downsample_rate);
     } catch (const Error& e) {
       throw Error(which + e.what());
     }
