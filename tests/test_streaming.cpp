@@ -348,6 +348,37 @@ TEST(Streaming, ManyStreamsOnOneModelFromManyThreads) {
   }
 }
 
+// Batches of distinct streams from several threads share only the model:
+// each batch equals the same batch run alone (TSan runs this: '*Thread*').
+TEST(Streaming, BatchesOfStreamsFromManyThreads) {
+  auto codec = Codec::load(fixture("small-24k"));
+  const int64_t nq = codec->config().quantizer.num_quantizers, K = codec->config().quantizer.codebook_size;
+  auto run = [&](int who) {
+    std::vector<DecoderStream> streams;
+    streams.emplace_back(codec);
+    streams.emplace_back(codec);
+    std::mt19937 rng(uint32_t(200 + who));
+    std::vector<float> audio;
+    for (int round = 0; round < 6; ++round) {
+      std::vector<CodeTensor> codes;
+      for (int i = 0; i < 2; ++i) {
+        CodeTensor c({nq, 1 + (round + i) % 2});
+        for (auto& v : c.data) v = int32_t(rng() % uint32_t(K));
+        codes.push_back(std::move(c));
+      }
+      for (Tensor& t : DecoderStream::push_batch({&streams[0], &streams[1]}, codes))
+        audio.insert(audio.end(), t.data.begin(), t.data.end());
+    }
+    return audio;
+  };
+  std::vector<std::vector<float>> serial, parallel(4);
+  for (int i = 0; i < 4; ++i) serial.push_back(run(i));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { parallel[size_t(i)] = run(i); });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(parallel[size_t(i)], serial[size_t(i)]) << "thread " << i;
+}
+
 TEST(Streaming, ArgumentErrors) {
   auto codec = Codec::load(fixture("tiny"));
   DecoderStream d(codec);
