@@ -192,6 +192,24 @@ auto locked_without_gil(LockedStream<Stream>& s, F&& f) {
   return f(s.stream);
 }
 
+// Several streams' call at once: every distinct stream's lock is held, taken
+// in address order so that two batches sharing streams cannot wait on each
+// other (a stream named twice is locked once and refused by the library),
+// with the GIL released.
+template <typename Stream, typename F>
+auto locked_batch_without_gil(const std::vector<LockedStream<Stream>*>& streams, F&& f) {
+  std::vector<Stream*> batch;
+  for (LockedStream<Stream>* s : streams) batch.push_back(s ? &s->stream : nullptr);
+  std::vector<LockedStream<Stream>*> order(streams);
+  std::sort(order.begin(), order.end());
+  order.erase(std::unique(order.begin(), order.end()), order.end());
+  py::gil_scoped_release unlocked;
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (LockedStream<Stream>* s : order)
+    if (s) held.emplace_back(s->lock);
+  return f(batch);
+}
+
 // list[i] converted by `convert`, errors naming `what[i]`.
 template <typename Convert>
 auto convert_list(const py::list& list, const std::string& what, Convert convert) {
@@ -508,6 +526,19 @@ PYBIND11_MODULE(moss_codec, m) {
           },
           py::arg("samples"),
           "samples (C, n) or (n). Returns (codes (nq, k), hidden_states (D, k)) of the k frames completed.")
+      .def_static(
+          "push_batch",
+          [](const std::vector<PyEncoderStream*>& streams, const py::list& samples) {
+            std::vector<Tensor> t = convert_list(samples, "samples", [](const py::handle& h, const char* what) { return to_audio(h, what); });
+            std::vector<moss::EncodedChunk> chunks = locked_batch_without_gil(
+                streams, [&](const std::vector<moss::EncoderStream*>& b) { return moss::EncoderStream::push_batch(b, t); });
+            py::list out;
+            for (moss::EncodedChunk& c : chunks) out.append(chunk_to_python(std::move(c)));
+            return out;
+          },
+          py::arg("streams"), py::arg("samples"),
+          "Pushes samples[i] into streams[i] for every i, encoding the frames they complete in one pass over the "
+          "encoder weights; returns each stream's (codes, hidden_states), as its own push would.")
       .def(
           "flush",
           [](PyEncoderStream& s) {
@@ -537,22 +568,8 @@ PYBIND11_MODULE(moss_codec, m) {
           "push_batch",
           [](const std::vector<PyDecoderStream*>& streams, const py::list& codes) {
             std::vector<CodeTensor> k = convert_list(codes, "codes", [](const py::handle& h, const char* what) { return to_codes(h, what); });
-            std::vector<moss::DecoderStream*> batch;
-            for (PyDecoderStream* s : streams) batch.push_back(s ? &s->stream : nullptr);
-            // Each distinct stream's lock, in address order so that two batches
-            // sharing streams cannot wait on each other; a stream named twice
-            // is locked once and refused by push_batch.
-            std::vector<PyDecoderStream*> order(streams);
-            std::sort(order.begin(), order.end());
-            order.erase(std::unique(order.begin(), order.end()), order.end());
-            std::vector<moss::Tensor> audio;
-            {
-              py::gil_scoped_release unlocked;
-              std::vector<std::unique_lock<std::mutex>> held;
-              for (PyDecoderStream* s : order)
-                if (s) held.emplace_back(s->lock);
-              audio = moss::DecoderStream::push_batch(batch, k);
-            }
+            std::vector<moss::Tensor> audio = locked_batch_without_gil(
+                streams, [&](const std::vector<moss::DecoderStream*>& b) { return moss::DecoderStream::push_batch(b, k); });
             py::list out;
             for (moss::Tensor& a : audio) out.append(to_numpy(std::move(a)));
             return out;

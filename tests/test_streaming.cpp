@@ -178,6 +178,87 @@ void expect_batched_streams_equal_offline(std::shared_ptr<const Codec> codec, in
   }
 }
 
+// The encoder's counterpart of batch_decode_streams: each round pushes
+// 0..max_push samples of every running stream through EncoderStream::push_batch,
+// then every stream is flushed alone. Returns each stream's chunks joined.
+std::vector<EncodedChunk> batch_encode_streams(std::shared_ptr<const Codec> codec, const std::vector<Tensor>& audio,
+                                               const std::vector<int>& start, int64_t max_push, uint32_t seed) {
+  const size_t K = audio.size();
+  std::vector<EncoderStream> streams;
+  for (size_t i = 0; i < K; ++i) streams.emplace_back(codec);
+  std::vector<int64_t> at(K, 0);
+  std::vector<std::vector<EncodedChunk>> parts(K);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> size(0, max_push);
+  for (int round = 0;; ++round) {
+    std::vector<EncoderStream*> batch;
+    std::vector<Tensor> pieces;
+    std::vector<size_t> who;
+    bool done = true;
+    for (size_t i = 0; i < K; ++i) {
+      const int64_t C = audio[i].dim(1), N = audio[i].dim(2);
+      done = done && at[i] >= N;
+      if (round < start[i] || at[i] >= N || (round + int(i)) % 4 == 3) continue;
+      const int64_t n = std::min(size(rng), N - at[i]);
+      Tensor piece({C, n});
+      for (int64_t c = 0; c < C; ++c)
+        std::copy(audio[i].data.begin() + c * N + at[i], audio[i].data.begin() + c * N + at[i] + n, piece.data.begin() + c * n);
+      batch.push_back(&streams[i]);
+      pieces.push_back(std::move(piece));
+      who.push_back(i);
+      at[i] += n;
+    }
+    if (done) break;
+    if (batch.empty()) continue;
+    std::vector<EncodedChunk> out = EncoderStream::push_batch(batch, pieces);
+    EXPECT_EQ(out.size(), batch.size());
+    for (size_t b = 0; b < out.size(); ++b) parts[who[b]].push_back(std::move(out[b]));
+  }
+  std::vector<EncodedChunk> result;
+  for (size_t i = 0; i < K; ++i) {
+    parts[i].push_back(streams[i].flush());
+    const int64_t nq = parts[i][0].codes.dim(0), D = parts[i][0].hidden_states.dim(0);
+    int64_t k = 0;
+    for (auto& p : parts[i]) k += p.codes.dim(1);
+    EncodedChunk joined;
+    joined.codes = CodeTensor({nq, k});
+    joined.hidden_states = Tensor({D, k});
+    int64_t t0 = 0;
+    for (auto& p : parts[i]) {
+      const int64_t n = p.codes.dim(1);
+      for (int64_t q = 0; q < nq; ++q)
+        std::copy(p.codes.data.begin() + q * n, p.codes.data.begin() + (q + 1) * n, joined.codes.data.begin() + q * k + t0);
+      for (int64_t d = 0; d < D; ++d)
+        std::copy(p.hidden_states.data.begin() + d * n, p.hidden_states.data.begin() + (d + 1) * n,
+                  joined.hidden_states.data.begin() + d * k + t0);
+      t0 += n;
+    }
+    result.push_back(std::move(joined));
+  }
+  return result;
+}
+
+// Three streams' audio (2-4 windows, a partial frame at the end) encoded
+// together and each against its own offline encode.
+void expect_batched_encoder_streams_equal_offline(std::shared_ptr<const Codec> codec, int64_t max_push) {
+  const CodecConfig& cfg = codec->config();
+  int window = 1;
+  for (auto& m : cfg.encoder) window = std::max(window, m.transformer.context);
+  const int64_t C = cfg.channels(), ds = cfg.downsample_rate;
+  std::vector<Tensor> audio;
+  std::vector<int64_t> frames;
+  for (int i = 0; i < 3; ++i) {
+    frames.push_back((2 + i) * window + 3 * i + 1);
+    audio.push_back(random_audio(C, frames.back() * ds + ds / 2, uint32_t(60 + i)));
+  }
+  const std::vector<EncodedChunk> batched = batch_encode_streams(codec, audio, {0, 0, 3}, max_push, 6);
+  for (size_t i = 0; i < audio.size(); ++i) {
+    SCOPED_TRACE("stream " + std::to_string(i));
+    const EncodeResult off = codec->encode(audio[i]);
+    expect_encode_equal(batched[i], off, frames[i] + 1);  // the flushed partial frame included
+  }
+}
+
 }  // namespace
 
 class StreamingFixture : public ::testing::TestWithParam<std::string> {};
@@ -225,6 +306,16 @@ TEST_P(StreamingFixture, BatchedStreamsEqualOffline) {
   }
 }
 
+// Streams encoded together equal each stream encoded alone (offline).
+TEST_P(StreamingFixture, BatchedEncoderStreamsEqualOffline) {
+  auto codec = Codec::load(fixture(GetParam()));
+  const int64_t ds = codec->config().downsample_rate;
+  for (int64_t max_push : {ds - 1, 3 * ds + 2}) {
+    SCOPED_TRACE("max_push " + std::to_string(max_push));
+    expect_batched_encoder_streams_equal_offline(codec, max_push);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, StreamingFixture, ::testing::Values("tiny", "variants", "stereo-48k-v2"));
 
 // A model wide enough that a streaming step's products are shared out over
@@ -255,6 +346,7 @@ TEST(Streaming, WideModelWithProductsInPiecesEqualsOffline) {
   // Batches of streams: 1-9 rows a product, RoPE on pieces holding rows of
   // streams at different positions.
   expect_batched_streams_equal_offline(codec, 3);
+  expect_batched_encoder_streams_equal_offline(codec, 3 * hop);
 }
 
 TEST(Streaming, TwentyMinutesOnTinyStayBoundedAndExact) {
@@ -409,7 +501,7 @@ TEST(Streaming, BatchArgumentErrorsChangeNoStream) {
   expect_error([&] { DecoderStream::push_batch({&a, &b}, {ok}); }, "2 streams but 1 code tensors");
   expect_error([&] { DecoderStream::push_batch({&a, nullptr}, {ok, ok}); }, "stream 1 is null");
   expect_error([&] { DecoderStream::push_batch({&a, &b, &a}, {ok, ok, ok}); }, "stream 2 is stream 0 again");
-  expect_error([&] { DecoderStream::push_batch({&a, &c}, {ok, ok}); }, "stream 1: decodes with another Codec");
+  expect_error([&] { DecoderStream::push_batch({&a, &c}, {ok, ok}); }, "stream 1: runs on another Codec than stream 0");
   expect_error([&] { DecoderStream::push_batch({&a, &b}, {ok, CodeTensor({4, 0})}); }, "stream 1: needs at least one new frame");
   expect_error([&] { DecoderStream::push_batch({&a, &b}, {ok, CodeTensor({4, 1, 1})}); },
                "stream 1: codes have shape (4, 1, 1)");
@@ -445,6 +537,34 @@ TEST(Streaming, BatchArgumentErrorsChangeNoStream) {
   for (size_t i = 0; i < out[1].data.size(); ++i) differs = std::max(differs, double(std::fabs(out[1].data[i] - with_all.data[i])));
   EXPECT_GT(differs, 1e-4);
   EXPECT_EQ(a.stats().frames, 2);
+}
+
+TEST(Streaming, EncoderBatchArgumentErrorsChangeNoStream) {
+  auto codec = Codec::load(fixture("tiny"));
+  auto other = Codec::load(fixture("tiny"));
+  EncoderStream a(codec), b(codec), c(other), done(codec);
+  done.flush();
+  const Tensor ok({1, 6}, random_floats(6, 4));  // one frame of 4 samples, 2 left over
+  expect_error([&] { EncoderStream::push_batch({}, {}); }, "no streams");
+  expect_error([&] { EncoderStream::push_batch({&a, &b}, {ok}); }, "2 streams but 1 sample tensors");
+  expect_error([&] { EncoderStream::push_batch({&a, nullptr}, {ok, ok}); }, "stream 1 is null");
+  expect_error([&] { EncoderStream::push_batch({&a, &a}, {ok, ok}); }, "stream 1 is stream 0 again");
+  expect_error([&] { EncoderStream::push_batch({&a, &c}, {ok, ok}); }, "stream 1: runs on another Codec than stream 0");
+  expect_error([&] { EncoderStream::push_batch({&a, &b}, {ok, Tensor({2, 3})}); }, "stream 1: samples have shape (2, 3)");
+  expect_error([&] { EncoderStream::push_batch({&a, &b}, {ok, Tensor({1, 2}, {0.0f, NAN})}); },
+               "stream 1: EncoderStream: sample [0, 1] of this push is NaN");
+  expect_error([&] { EncoderStream::push_batch({&a, &done}, {ok, ok}); }, "stream 1: EncoderStream: push after flush()");
+  EXPECT_EQ(a.buffered_samples(), 0);
+  EXPECT_EQ(a.stats().frames, 0);
+  // A stream with too few samples for a frame returns an empty chunk and keeps them.
+  const std::vector<EncodedChunk> out = EncoderStream::push_batch({&a, &b}, {ok, Tensor({1, 3}, random_floats(3, 5))});
+  EXPECT_EQ(out[0].codes.dim(1), 1);
+  EXPECT_EQ(out[1].codes.dim(1), 0);
+  EXPECT_EQ(out[1].codes.dim(0), 4);
+  EXPECT_EQ(a.buffered_samples(), 2);
+  EXPECT_EQ(b.buffered_samples(), 3);
+  EncoderStream alone(codec);
+  EXPECT_EQ(alone.push(ok).codes.data, out[0].codes.data);
 }
 
 }  // namespace moss::test

@@ -36,6 +36,13 @@ class EncoderStream {
   // samples: (C, n) (or (n) for single-channel checkpoints), any n >= 0.
   // Returns the codes of every frame completed so far; the rest is buffered.
   EncodedChunk push(const Tensor& samples);
+  // Pushes samples[i] into *streams[i] for every i, encoding the frames
+  // they complete in one pass over the encoder weights; returns each
+  // stream's chunk as its own push would (equal within float32 rounding).
+  // The rules of DecoderStream::push_batch apply: distinct streams of one
+  // Codec, at most limits.max_batch of them, everything checked first.
+  static std::vector<EncodedChunk> push_batch(const std::vector<EncoderStream*>& streams,
+                                              const std::vector<Tensor>& samples);
   // Zero-pads buffered samples (if any) to one last frame and returns its codes,
   // as offline encode of the zero-padded input computes it. Ends the stream
   // until reset().

@@ -203,17 +203,44 @@ std::vector<TransformerState> Codec::Impl::new_states(const std::vector<ChainMod
 void Codec::Impl::run_encoder(const float* x, int64_t len, int64_t dim, RowScratch& s,
                               std::vector<std::vector<float>>* module_outputs,
                               std::vector<TransformerState>* states) const {
-  s.a.assign(x, x + len * dim);
-  for (size_t i = 0; i < encoder.size(); ++i) {
-    const ChainModule& m = encoder[i];
+  run_chain(encoder, x, &len, dim, &states, 1, s, module_outputs);
+}
+
+void Codec::Impl::run_encoder_streams(const float* x, const int64_t* lens, int64_t dim,
+                                      std::vector<TransformerState>* const* states, int count, RowScratch& s) const {
+  run_chain(encoder, x, lens, dim, states, count, s, nullptr);
+}
+
+void Codec::Impl::run_chain(const std::vector<ChainModule>& chain, const float* x, const int64_t* lens, int64_t dim,
+                            std::vector<TransformerState>* const* states, int count, RowScratch& s,
+                            std::vector<std::vector<float>>* module_outputs) const {
+  std::vector<int64_t> rows(lens, lens + count);
+  std::vector<TransformerState*> module_states(static_cast<size_t>(count));
+  int64_t len = 0;
+  for (int64_t r : rows) len += r;
+  if (x) s.a.assign(x, x + len * dim);
+  for (size_t i = 0; i < chain.size(); ++i) {
+    const ChainModule& m = chain[i];
     if (m.kind == ModuleConfig::Kind::Patch) {
+      // Rows are grouped (encoder) or split (decoder) patch_size at a time,
+      // within each stream as its rows are whole frames: streams stay in order.
       s.b.resize(size_t(len * dim));
-      patch_time_major(s.a.data(), len, dim, m.patch_size, s.b.data());
-      len /= m.patch_size;
-      dim *= m.patch_size;
+      if (&chain == &encoder) {
+        patch_time_major(s.a.data(), len, dim, m.patch_size, s.b.data());
+        len /= m.patch_size;
+        dim *= m.patch_size;
+        for (int64_t& r : rows) r /= m.patch_size;
+      } else {
+        unpatch_time_major(s.a.data(), len, dim / m.patch_size, m.patch_size, s.b.data());
+        len *= m.patch_size;
+        dim /= m.patch_size;
+        for (int64_t& r : rows) r *= m.patch_size;
+      }
     } else {
+      for (int k = 0; k < count; ++k) module_states[size_t(k)] = states[k] ? &(*states[k])[i] : nullptr;
       s.b.resize(size_t(len * m.transformer->output_dim()));
-      m.transformer->forward(s.a.data(), len, s.b.data(), states ? &(*states)[i] : nullptr, s.tf);
+      if (count == 1) m.transformer->forward(s.a.data(), len, s.b.data(), module_states[0], s.tf);  // offline too
+      else m.transformer->forward_streams(s.a.data(), rows.data(), module_states.data(), count, s.b.data(), s.tf);
       dim = m.transformer->output_dim();
     }
     std::swap(s.a, s.b);
@@ -244,33 +271,12 @@ void Codec::Impl::check_codes(const int32_t* codes, int64_t nq, int64_t frames, 
 }
 
 void Codec::Impl::run_decoder(int64_t len, RowScratch& s, std::vector<TransformerState>* states) const {
-  run_decoder_streams(&len, &states, 1, s);
+  run_chain(decoder, nullptr, &len, config.quantizer.output_dim, &states, 1, s, nullptr);
 }
 
 void Codec::Impl::run_decoder_streams(const int64_t* frames, std::vector<TransformerState>* const* states, int count,
                                       RowScratch& s) const {
-  std::vector<int64_t> rows(frames, frames + count);
-  std::vector<TransformerState*> module_states(static_cast<size_t>(count));
-  int64_t len = 0, dim = config.quantizer.output_dim;
-  for (int64_t r : rows) len += r;
-  for (size_t i = 0; i < decoder.size(); ++i) {
-    const ChainModule& m = decoder[i];
-    if (m.kind == ModuleConfig::Kind::Patch) {
-      // Each row becomes patch_size rows in place, so the streams stay in order.
-      s.b.resize(size_t(len * dim));
-      unpatch_time_major(s.a.data(), len, dim / m.patch_size, m.patch_size, s.b.data());
-      len *= m.patch_size;
-      dim /= m.patch_size;
-      for (int64_t& r : rows) r *= m.patch_size;
-    } else {
-      for (int k = 0; k < count; ++k) module_states[size_t(k)] = states[k] ? &(*states[k])[i] : nullptr;
-      s.b.resize(size_t(len * m.transformer->output_dim()));
-      if (count == 1) m.transformer->forward(s.a.data(), len, s.b.data(), module_states[0], s.tf);  // offline too
-      else m.transformer->forward_streams(s.a.data(), rows.data(), module_states.data(), count, s.b.data(), s.tf);
-      dim = m.transformer->output_dim();
-    }
-    std::swap(s.a, s.b);
-  }
+  run_chain(decoder, nullptr, frames, config.quantizer.output_dim, states, count, s, nullptr);
 }
 
 namespace {

@@ -41,6 +41,12 @@ struct Codec::Impl {
   void run_encoder(const float* x, int64_t len, int64_t dim, RowScratch& s,
                    std::vector<std::vector<float>>* module_outputs,
                    std::vector<TransformerState>* states = nullptr) const;
+  // The same for `count` streams at once (no module outputs): stream i's
+  // lens[i] rows follow one another in x, continuing the encoder states
+  // *states[i]; each a whole number of frames, so every patch stays within
+  // its stream. The encoder output of each stream follows likewise.
+  void run_encoder_streams(const float* x, const int64_t* lens, int64_t dim, std::vector<TransformerState>* const* states,
+                           int count, RowScratch& s) const;
   // Runs the decoder chain on the quantizer output (frames x output_dim) in
   // scratch.a, leaving samples there (time-major, width 1 when interleaved).
   void run_decoder(int64_t frames, RowScratch& s, std::vector<TransformerState>* states = nullptr) const;
@@ -50,6 +56,12 @@ struct Codec::Impl {
   // for all the streams (ProjectedTransformer::forward_streams).
   void run_decoder_streams(const int64_t* frames, std::vector<TransformerState>* const* states, int count,
                            RowScratch& s) const;
+
+  // Both chains: x (null: the input is already in s.a) as `count` streams'
+  // rows, lens[i] each, of width dim.
+  void run_chain(const std::vector<ChainModule>& chain, const float* x, const int64_t* lens, int64_t dim,
+                 std::vector<TransformerState>* const* states, int count, RowScratch& s,
+                 std::vector<std::vector<float>>* module_outputs) const;
 
   std::vector<TransformerState> new_encoder_states() const { return new_states(encoder); }
   std::vector<TransformerState> new_decoder_states() const { return new_states(decoder); }

@@ -54,23 +54,10 @@ Tensor DecoderStream::push(const CodeTensor& codes) {
 std::vector<Tensor> DecoderStream::push_batch(const std::vector<DecoderStream*>& streams,
                                               const std::vector<CodeTensor>& codes) {
   const std::string who = "DecoderStream::push_batch: ";
-  if (streams.empty()) throw Error(who + "no streams");
-  if (codes.size() != streams.size())
-    throw Error(who + std::to_string(streams.size()) + " streams but " + std::to_string(codes.size()) + " code tensors");
-  for (size_t i = 0; i < streams.size(); ++i)
-    if (!streams[i] || !streams[i]->impl_) throw Error(who + "stream " + std::to_string(i) + " is null");
+  check_batch(streams, [](const DecoderStream* s) { return s->impl_.get(); }, codes.size(), who, "code tensors");
   Impl& first = *streams[0]->impl_;
   const Codec::Impl& model = first.model;
-  try {
-    model.check_limits(int64_t(streams.size()), 0);  // a batch's rows, as offline decode counts them
-  } catch (const Error& e) {
-    throw Error(who + e.what());
-  }
   const int count = int(streams.size());
-  for (int i = 0; i < count; ++i)
-    for (int j = 0; j < i; ++j)
-      if (streams[size_t(j)] == streams[size_t(i)])
-        throw Error(who + "stream " + std::to_string(i) + " is stream " + std::to_string(j) + " again");
   std::vector<int64_t> frames(static_cast<size_t>(count));
   std::vector<int> use(static_cast<size_t>(count));
   int64_t total = 0;
@@ -78,7 +65,6 @@ std::vector<Tensor> DecoderStream::push_batch(const std::vector<DecoderStream*>&
     const Impl& s = *streams[size_t(i)]->impl_;
     const CodeTensor& c = codes[size_t(i)];
     const std::string which = who + "stream " + std::to_string(i) + ": ";
-    if (&s.model != &model) throw Error(which + "decodes with another Codec than stream 0");
     if (c.rank() != 2 || int64_t(c.data.size()) != c.numel())
       throw Error(which + "codes have shape " + shape_to_string(c.shape) + "; expected (num_quantizers, frames)");
     if (c.dim(1) < 1) throw Error(which + "needs at least one new frame, got " + std::to_string(c.dim(1)));

@@ -3,6 +3,7 @@
 // immutable model; the public wrappers also keep it alive. Codec's chunked
 // encode/decode run through the same cores, so there is one streaming path.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/codec_impl.h"
@@ -11,6 +12,27 @@
 namespace moss {
 
 StreamStats transformer_stats(const std::vector<TransformerState>& states, int64_t frames);
+
+// What every push_batch checks of its streams before their inputs: streams[i]
+// is the i-th stream (for repeats) and models[i] its model (null: no stream).
+// The list must be non-empty, as long as the `inputs` (their name: `what`),
+// with no null or repeated stream, all on models[0], and at most
+// limits.max_batch long. Each message starts with `who`.
+void check_batch(const std::vector<const void*>& streams, const std::vector<const Codec::Impl*>& models, size_t inputs,
+                 const std::string& who, const char* what);
+// The same for a list of streams; impl_of(stream) gives its Impl (or null).
+template <typename Stream, typename ImplOf>
+void check_batch(const std::vector<Stream*>& streams, ImplOf impl_of, size_t inputs, const std::string& who,
+                 const char* what) {
+  std::vector<const void*> ids;
+  std::vector<const Codec::Impl*> models;
+  for (Stream* s : streams) {
+    ids.push_back(s);
+    const auto* impl = s ? impl_of(s) : nullptr;
+    models.push_back(impl ? &impl->model : nullptr);
+  }
+  check_batch(ids, models, inputs, who, what);
+}
 
 struct EncoderStream::Impl {
   Impl(const Codec::Impl& model, int nq);
@@ -32,6 +54,14 @@ struct EncoderStream::Impl {
   std::vector<int32_t> frame_codes;
   int64_t frames = 0;
   bool flushed = false;
+
+  // Checks one push's samples (as push() would) without changing anything.
+  void check_push(const float* samples, int64_t n, int64_t stride) const;
+  // Appends the samples to `pending`; returns the whole frames now waiting.
+  int64_t buffer(const float* samples, int64_t n, int64_t stride);
+  // Codes and hidden states of k frames whose encoder output (k x D rows) is
+  // at `out`; drops their samples from `pending`.
+  void take_frames(const float* out, int64_t k, std::vector<std::vector<int32_t>>& codes, std::vector<float>& hidden);
 
  private:
   void encode_frames(const float* x, int64_t k, std::vector<std::vector<int32_t>>& codes, std::vector<float>& hidden);

@@ -276,6 +276,22 @@ class Api(unittest.TestCase):
         np.testing.assert_array_equal(np.concatenate(codes, axis=1), offline.codes[:, 0, :])
         self.assertEqual(enc.stats["frames"], 26)
 
+        # Encoder streams pushed together: each one's codes are its own pushes'.
+        encs = [moss_codec.EncoderStream(self.codec) for _ in range(2)]
+        got = [[], []]
+        for lo, hi in ((0, 7), (7, 30), (30, 30), (30, 103)):
+            for i, (c, h) in enumerate(moss_codec.EncoderStream.push_batch(encs, [a[lo:hi], a[lo // 2 : hi // 2]])):
+                self.assertEqual(h.shape[1], c.shape[1])
+                got[i].append(c)
+        got[0].append(encs[0].flush()[0])
+        np.testing.assert_array_equal(np.concatenate(got[0], axis=1), offline.codes[:, 0, :])
+        half = self.codec.encode(a[: 103 // 2])
+        np.testing.assert_array_equal(np.concatenate(got[1], axis=1), half.codes[:, 0, : 51 // 4])
+        encs[0].reset()
+        with self.assertRaisesRegex(moss_codec.Error, r"stream 1: .*NaN"):
+            moss_codec.EncoderStream.push_batch(encs, [a[:4], np.full(4, np.nan, np.float32)])
+        self.assertEqual(encs[0].buffered_samples, 0)
+
         full = self.codec.decode(offline.codes)
         dec = moss_codec.DecoderStream(self.codec)
         parts, t = [], 0
