@@ -441,7 +441,8 @@ TEST(Streaming, ManyStreamsOnOneModelFromManyThreads) {
 }
 
 // Batches of distinct streams from several threads share only the model:
-// each batch equals the same batch run alone (TSan runs this: '*Thread*').
+// each batch, decoder and encoder, equals the same batch run alone (TSan
+// runs this: '*Thread*').
 TEST(Streaming, BatchesOfStreamsFromManyThreads) {
   auto codec = Codec::load(fixture("small-24k"));
   const int64_t nq = codec->config().quantizer.num_quantizers, K = codec->config().quantizer.codebook_size;
@@ -460,6 +461,16 @@ TEST(Streaming, BatchesOfStreamsFromManyThreads) {
       }
       for (Tensor& t : DecoderStream::push_batch({&streams[0], &streams[1]}, codes))
         audio.insert(audio.end(), t.data.begin(), t.data.end());
+    }
+    // And the encoder's batches: the decoded audio back through two encoder streams.
+    EncoderStream e0(codec), e1(codec);
+    const int64_t half = int64_t(audio.size()) / 2;
+    const std::vector<EncodedChunk> chunks = EncoderStream::push_batch(
+        {&e0, &e1}, {Tensor({1, half}, std::vector<float>(audio.begin(), audio.begin() + half)),
+                     Tensor({1, half}, std::vector<float>(audio.begin() + half, audio.begin() + 2 * half))});
+    for (const EncodedChunk& c : chunks) {
+      for (int32_t v : c.codes.data) audio.push_back(float(v));
+      audio.insert(audio.end(), c.hidden_states.data.begin(), c.hidden_states.data.end());
     }
     return audio;
   };
