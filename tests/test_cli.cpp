@@ -382,6 +382,10 @@ TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   EXPECT_EQ(batched["streams"].get<int>(), 4);
   EXPECT_GT(batched["median_ms"].get<double>(), 0);
   EXPECT_LE(batched["median_ms"].get<double>(), batched["p95_ms"].get<double>());
+  const auto& enc_batched = j["streaming_encode_80ms_batched"];
+  EXPECT_EQ(enc_batched["streams"].get<int>(), 4);
+  EXPECT_GT(enc_batched["median_ms"].get<double>(), 0);
+  EXPECT_LE(enc_batched["median_ms"].get<double>(), enc_batched["p95_ms"].get<double>());
   const auto& w = j["weight_residency"];
   EXPECT_GT(w["mapped_bytes"].get<int64_t>(), 0);
   if (w["known"].get<bool>()) EXPECT_LE(w["huge_page_bytes"].get<int64_t>(), w["resident_bytes"].get<int64_t>());
@@ -391,6 +395,7 @@ TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   r = cli("bench --seconds 0.5 --repeat 0 --stream-frames 5 --skip-probe --streams 1 --json" + m(), dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["streaming_decode_80ms_batched"]["streams"].get<int>(), 0);  // skipped
+  EXPECT_EQ(nlohmann::json::parse(r.out)["streaming_encode_80ms_batched"]["streams"].get<int>(), 0);
   EXPECT_EQ(cli("bench --streams 0 --skip-probe" + m(), dir_).code, 1);
   // --repeat 0: the first call is the figure (an hour of audio timed once, not twice).
   r = cli("bench --seconds 0.5 --repeat 0 --stream-frames 5 --skip-probe --json" + m(), dir_);

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <optional>
 #include <random>
+#include <type_traits>
 
 #include "bench_common.h"
 #include "commands.h"
@@ -114,7 +115,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
     // left out of the ratio (unless every push was).
     const int64_t history = window_filling_frames(cfg);
     const int64_t warm = 3, T = a->stream_frames;
-    std::vector<double> dec_ms, enc_ms, batch_ms, dec_bw, dec_x_floor, all_bw, all_x_floor;
+    std::vector<double> dec_ms, enc_ms, batch_ms, enc_batch_ms, dec_bw, dec_x_floor, all_bw, all_x_floor;
     const double dec_bytes = double(wi.decoder_bytes);  // as held: 2 per value for 16-bit matrices in place
     {
       std::optional<ReadBandwidthProbe> probe;
@@ -152,25 +153,28 @@ Runner add_bench(CLI::App& app, const Common& common) {
         dec_x_floor = all_x_floor;
       }
       probe.reset();
-      // Several streams at once, each at its own place in the codes: one
-      // frame of every stream per push_batch, as a server decoding many
-      // sessions would push them.
-      if (a->streams > 1) {
-        std::vector<DecoderStream> many;
-        std::vector<DecoderStream*> batch;
+      // Several streams at once, each at its own place in the input: one
+      // frame of every stream per push_batch, as a server running many
+      // sessions would push them. Stream is DecoderStream or EncoderStream;
+      // input_from(t0, n) gives the input of frames t0..t0+n.
+      auto time_batches = [&]<typename Stream>(std::type_identity<Stream>, auto input_from, std::vector<double>& ms) {
+        if (a->streams < 2) return;
+        std::vector<Stream> many;
+        std::vector<Stream*> batch;
         for (int k = 0; k < a->streams; ++k) many.emplace_back(codec);
         for (int k = 0; k < a->streams; ++k) {
           batch.push_back(&many[size_t(k)]);
-          many[size_t(k)].push(frames_from(7 * k, history));
+          many[size_t(k)].push(input_from(7 * k, history));
         }
-        std::vector<CodeTensor> pieces(size_t(a->streams));
+        std::vector<decltype(input_from(0, 1))> pieces(size_t(a->streams));
         for (int64_t t = 0; t < T + warm; ++t) {
-          for (int k = 0; k < a->streams; ++k) pieces[size_t(k)] = frames_from(7 * k + history + t, 1);
+          for (int k = 0; k < a->streams; ++k) pieces[size_t(k)] = input_from(7 * k + history + t, 1);
           const auto s0 = std::chrono::steady_clock::now();
-          DecoderStream::push_batch(batch, pieces);
-          if (t >= warm) batch_ms.push_back(seconds_since(s0) * 1e3);
+          Stream::push_batch(batch, pieces);
+          if (t >= warm) ms.push_back(seconds_since(s0) * 1e3);
         }
-      }
+      };
+      time_batches(std::type_identity<DecoderStream>{}, frames_from, batch_ms);
       EncoderStream e(codec);
       auto samples_from = [&](int64_t t0, int64_t n) {  // audio of frames t0..t0+n, cycling
         Tensor piece({C, n * ds});
@@ -186,8 +190,10 @@ Runner add_bench(CLI::App& app, const Common& common) {
         e.push(piece);
         if (t >= warm) enc_ms.push_back(seconds_since(s0) * 1e3);
       }
+      time_batches(std::type_identity<EncoderStream>{}, samples_from, enc_batch_ms);
     }
-    const Latency dl = percentiles(dec_ms), el = percentiles(enc_ms), bl = percentiles(batch_ms);
+    const Latency dl = percentiles(dec_ms), el = percentiles(enc_ms), bl = percentiles(batch_ms),
+                  ebl = percentiles(enc_batch_ms);
     const double enc_flops = cfg.encode_flops(frames), dec_flops = cfg.decode_flops(frames);
     const double enc_floor = peak > 0 ? enc_flops / (peak * 1e9) : 0, dec_floor = peak > 0 ? dec_flops / (peak * 1e9) : 0;
     const double stream_bandwidth = median(dec_bw);
@@ -229,6 +235,9 @@ Runner add_bench(CLI::App& app, const Common& common) {
                                                      {"x_realtime", bl.median_ms / frame_ms}}},
                   {"streaming_encode_80ms", {{"median_ms", el.median_ms}, {"p95_ms", el.p95_ms},
                                              {"x_realtime", el.median_ms / frame_ms}}},
+                  {"streaming_encode_80ms_batched", {{"streams", enc_batch_ms.empty() ? 0 : a->streams},
+                                                     {"median_ms", ebl.median_ms}, {"p95_ms", ebl.p95_ms},
+                                                     {"x_realtime", ebl.median_ms / frame_ms}}},
                   {"peak_rss_mb", rss},
                   {"weight_residency", residency_json(residency)},
                   {"weights_mb", double(wi.file_bytes) / 1e6}});
@@ -263,8 +272,13 @@ Runner add_bench(CLI::App& app, const Common& common) {
                 << bl.p95_ms << " ms (" << std::setprecision(2) << bl.median_ms / frame_ms << "x real time for all of them, "
                 << bl.median_ms / dl.median_ms << "x one stream's push)\n";
     std::cout << std::setprecision(1) << "stream encode    80 ms chunks: median " << el.median_ms << " ms, p95 " << el.p95_ms << " ms ("
-              << std::setprecision(2) << el.median_ms / frame_ms << "x real time)\n"
-              << std::setprecision(0) << "peak RSS         " << rss << " MB (weights " << double(wi.file_bytes) / 1e6
+              << std::setprecision(2) << el.median_ms / frame_ms << "x real time)\n";
+    if (!enc_batch_ms.empty())
+      std::cout << std::setprecision(1) << "stream encode x" << std::left << std::setw(2) << a->streams << std::right
+                << " " << a->streams << " streams pushed together, 80 ms each: median " << ebl.median_ms << " ms, p95 "
+                << ebl.p95_ms << " ms (" << std::setprecision(2) << ebl.median_ms / frame_ms
+                << "x real time for all of them, " << ebl.median_ms / el.median_ms << "x one stream's push)\n";
+    std::cout << std::setprecision(0) << "peak RSS         " << rss << " MB (weights " << double(wi.file_bytes) / 1e6
               << " MB)\n"
               << "weights mapping  " << residency_line(residency) << "\n";
     if (const std::string note = residency_warning(residency); !note.empty()) std::cerr << note << "\n";
