@@ -382,10 +382,12 @@ TEST_F(Cli, BenchReportsEveryFigureAgainstItsFloor) {
   EXPECT_EQ(batched["streams"].get<int>(), 4);
   EXPECT_GT(batched["median_ms"].get<double>(), 0);
   EXPECT_LE(batched["median_ms"].get<double>(), batched["p95_ms"].get<double>());
+  EXPECT_GT(batched["x_one_push"].get<double>(), 0);
   const auto& enc_batched = j["streaming_encode_80ms_batched"];
   EXPECT_EQ(enc_batched["streams"].get<int>(), 4);
   EXPECT_GT(enc_batched["median_ms"].get<double>(), 0);
   EXPECT_LE(enc_batched["median_ms"].get<double>(), enc_batched["p95_ms"].get<double>());
+  EXPECT_GT(enc_batched["x_one_push"].get<double>(), 0);
   const auto& w = j["weight_residency"];
   EXPECT_GT(w["mapped_bytes"].get<int64_t>(), 0);
   if (w["known"].get<bool>()) EXPECT_LE(w["huge_page_bytes"].get<int64_t>(), w["resident_bytes"].get<int64_t>());
