@@ -70,7 +70,7 @@ Runner add_bench(CLI::App& app, const Common& common) {
   cmd->add_option("--stream-frames", a->stream_frames, "80 ms chunks timed in each streaming run")
       ->check(CLI::Range(int64_t(5), int64_t(100000)));
   cmd->add_option("--streams", a->streams,
-                  "Decoder streams pushed together (DecoderStream::push_batch) in the batched streaming run; 1 skips it")
+                  "Streams pushed together (DecoderStream and EncoderStream::push_batch) in the batched streaming runs; 1 skips them")
       ->check(CLI::Range(1, 64));
   cmd->add_flag("--skip-probe", a->skip_probe, "Do not measure the machine's FMA peak and read bandwidth");
   cmd->footer(

@@ -42,7 +42,7 @@ struct Codec::Impl {
                    std::vector<std::vector<float>>* module_outputs,
                    std::vector<TransformerState>* states = nullptr) const;
   // The same for `count` streams at once (no module outputs): stream i's
-  // lens[i] rows follow one another in x, continuing the encoder states
+  // lens[i] rows follow one another in x (null: already in s.a), continuing the encoder states
   // *states[i]; each a whole number of frames, so every patch stays within
   // its stream. The encoder output of each stream follows likewise.
   void run_encoder_streams(const float* x, const int64_t* lens, int64_t dim, std::vector<TransformerState>* const* states,

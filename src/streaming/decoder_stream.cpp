@@ -13,10 +13,16 @@ void DecoderStream::Impl::reset() {
   frames = 0;
 }
 
-void DecoderStream::Impl::push(const int32_t* codes, int64_t nq_in, int64_t n, int64_t stride, std::vector<float>& audio) {
-  if (n < 1) throw Error("DecoderStream::push: needs at least one new frame, got " + std::to_string(n));
+int DecoderStream::Impl::check_push(const int32_t* codes, int64_t nq_in, int64_t n, int64_t stride,
+                                    const std::string& who) const {
+  if (n < 1) throw Error(who + "needs at least one new frame, got " + std::to_string(n));
   const int use = model.resolve_num_quantizers(nq, nq_in);
   model.check_codes(codes, use, n, stride);
+  return use;
+}
+
+void DecoderStream::Impl::push(const int32_t* codes, int64_t nq_in, int64_t n, int64_t stride, std::vector<float>& audio) {
+  const int use = check_push(codes, nq_in, n, stride, "DecoderStream::push: ");
   frame_codes.resize(size_t(use * n));
   for (int i = 0; i < use; ++i) std::memcpy(frame_codes.data() + i * n, codes + i * stride, sizeof(int32_t) * size_t(n));
   const CodecConfig& c = model.config;
@@ -40,9 +46,16 @@ DecoderStream::~DecoderStream() = default;
 DecoderStream::DecoderStream(DecoderStream&&) noexcept = default;
 DecoderStream& DecoderStream::operator=(DecoderStream&&) noexcept = default;
 
-Tensor DecoderStream::push(const CodeTensor& codes) {
+namespace {
+// A push's codes must be (num_quantizers, frames); `who` starts the message.
+void check_codes_shape(const CodeTensor& codes, const std::string& who) {
   if (codes.rank() != 2 || int64_t(codes.data.size()) != codes.numel())
-    throw Error("DecoderStream::push: codes have shape " + shape_to_string(codes.shape) + "; expected (num_quantizers, frames)");
+    throw Error(who + "codes have shape " + shape_to_string(codes.shape) + "; expected (num_quantizers, frames)");
+}
+}  // namespace
+
+Tensor DecoderStream::push(const CodeTensor& codes) {
+  check_codes_shape(codes, "DecoderStream::push: ");
   std::vector<float> interleaved;
   impl_->push(codes.data.data(), codes.dim(0), codes.dim(1), codes.dim(1), interleaved);
   const int64_t C = impl_->model.config.channels(), N = int64_t(interleaved.size()) / C;
@@ -65,12 +78,9 @@ std::vector<Tensor> DecoderStream::push_batch(const std::vector<DecoderStream*>&
     const Impl& s = *streams[size_t(i)]->impl_;
     const CodeTensor& c = codes[size_t(i)];
     const std::string which = who + "stream " + std::to_string(i) + ": ";
-    if (c.rank() != 2 || int64_t(c.data.size()) != c.numel())
-      throw Error(which + "codes have shape " + shape_to_string(c.shape) + "; expected (num_quantizers, frames)");
-    if (c.dim(1) < 1) throw Error(which + "needs at least one new frame, got " + std::to_string(c.dim(1)));
+    check_codes_shape(c, which);
     try {
-      use[size_t(i)] = model.resolve_num_quantizers(s.nq, c.dim(0));
-      model.check_codes(c.data.data(), use[size_t(i)], c.dim(1), c.dim(1));
+      use[size_t(i)] = s.check_push(c.data.data(), c.dim(0), c.dim(1), c.dim(1), "");
       model.check_limits(1, c.dim(1) * model.config.downsample_rate);
     } catch (const Error& e) {
       throw Error(which + e.what());

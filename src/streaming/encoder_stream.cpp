@@ -49,9 +49,7 @@ void EncoderStream::Impl::reset() {
 
 void EncoderStream::Impl::encode_frames(const float* x, int64_t k, std::vector<std::vector<int32_t>>& codes,
                                         std::vector<float>& hidden) {
-  const CodecConfig& c = model.config;
-  const int64_t C = c.channels(), ds = c.downsample_rate;
-  model.run_encoder(x, c.interleaved() ? k * ds * C : k * ds, c.interleaved() ? 1 : C, scratch, nullptr, &states);
+  model.run_encoder(x, input_rows(k), input_width(), scratch, nullptr, &states);
   take_frames(scratch.a.data(), k, codes, hidden);
 }
 
@@ -167,21 +165,22 @@ std::vector<EncodedChunk> EncoderStream::push_batch(const std::vector<EncoderStr
     }
   }
 
-  // Each stream's whole frames, one after another, through the encoder once.
+  // Each stream's whole frames, one after another in the first stream's
+  // scratch, through the encoder once.
   std::vector<int64_t> frames(static_cast<size_t>(count)), lens;
   std::vector<std::vector<TransformerState>*> states;
-  std::vector<float> x;
+  LargeVector<float>& x = first.scratch.a;
+  x.clear();
   for (int i = 0; i < count; ++i) {
     Impl& s = *streams[size_t(i)]->impl_;
     frames[size_t(i)] = s.buffer(samples[size_t(i)].data.data(), n[size_t(i)], n[size_t(i)]);
     if (frames[size_t(i)] == 0) continue;
     x.insert(x.end(), s.pending.begin(), s.pending.begin() + frames[size_t(i)] * ds * C);
-    lens.push_back(c.interleaved() ? frames[size_t(i)] * ds * C : frames[size_t(i)] * ds);
+    lens.push_back(first.input_rows(frames[size_t(i)]));
     states.push_back(&s.states);
   }
   if (!lens.empty())
-    model.run_encoder_streams(x.data(), lens.data(), c.interleaved() ? 1 : C, states.data(), int(lens.size()),
-                              first.scratch);
+    model.run_encoder_streams(nullptr, lens.data(), first.input_width(), states.data(), int(lens.size()), first.scratch);
   std::vector<EncodedChunk> out;
   out.reserve(size_t(count));
   int64_t row = 0;  // in encoder output rows (frames)

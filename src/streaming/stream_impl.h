@@ -57,6 +57,12 @@ struct EncoderStream::Impl {
 
   // Checks one push's samples (as push() would) without changing anything.
   void check_push(const float* samples, int64_t n, int64_t stride) const;
+  // The encoder's input for k frames of `pending`: rows of this width (the
+  // channels, or 1 where they are interleaved into one sequence).
+  int64_t input_width() const { return model.config.interleaved() ? 1 : model.config.channels(); }
+  int64_t input_rows(int64_t k) const {
+    return k * model.config.downsample_rate * model.config.channels() / input_width();
+  }
   // Appends the samples to `pending`; returns the whole frames now waiting.
   int64_t buffer(const float* samples, int64_t n, int64_t stride);
   // Codes and hidden states of k frames whose encoder output (k x D rows) is
@@ -73,6 +79,10 @@ struct DecoderStream::Impl {
   // codes[i * stride + t] for i < nq_in, t < n; appends n * downsample_rate
   // samples per channel, time-major (interleaved), to `audio`.
   void push(const int32_t* codes, int64_t nq_in, int64_t n, int64_t stride, std::vector<float>& audio);
+  // Checks one push's codes (as push() would) without changing anything and
+  // returns the codebooks it decodes with; `who` starts the message of a push
+  // without frames.
+  int check_push(const int32_t* codes, int64_t nq_in, int64_t n, int64_t stride, const std::string& who) const;
   void reset();
 
   std::shared_ptr<const Codec> keepalive;
